@@ -1,0 +1,133 @@
+//! Building and running the broadcaster.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::AtomicU64;
+
+use axum::serve::ListenerExt;
+use gad_shared::auth::{Revocations, TokenVerifier};
+use gad_shared::{settings, topology};
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::feed;
+use crate::frames::close;
+use crate::hub::Hub;
+use crate::settings::BroadcasterSettings;
+use crate::state::AppState;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error(transparent)]
+    Settings(#[from] settings::SettingsError),
+    #[error("binding {addr}: {source}")]
+    Bind { addr: SocketAddr, source: std::io::Error },
+    #[error("nats: {0}")]
+    Nats(#[from] async_nats::Error),
+}
+
+pub struct Application {
+    listener: TcpListener,
+    state: AppState,
+    consumer: async_nats::jetstream::consumer::Consumer<async_nats::jetstream::consumer::pull::OrderedConfig>,
+    background: CancellationToken,
+    tracker: TaskTracker,
+}
+
+impl Application {
+    pub async fn build(settings: BroadcasterSettings) -> Result<Self, StartError> {
+        settings::check_jwt_secret(&settings.auth)?;
+        let addr = settings.broadcaster.bind;
+        let listener = TcpListener::bind(addr)
+            .await
+            .map_err(|source| StartError::Bind { addr, source })?;
+        let (client, js) = topology::connect(&settings.nats)
+            .await
+            .map_err(|e| StartError::Nats(e.into()))?;
+        let topology = topology::Topology::new(&settings.nats);
+        topology
+            .ensure(&js, settings.auth.token_ttl())
+            .await
+            .map_err(|e| StartError::Nats(e.into()))?;
+        let job_status = js
+            .get_key_value(topology.job_status_bucket())
+            .await
+            .map_err(|e| StartError::Nats(e.into()))?;
+        let tracker = TaskTracker::new();
+        let background = CancellationToken::new();
+        let revocations = Revocations::default();
+        let revocation_bucket = js
+            .get_key_value(topology.revocation_bucket())
+            .await
+            .map_err(|e| StartError::Nats(e.into()))?;
+        revocations
+            .follow(revocation_bucket, background.clone(), &tracker)
+            .await
+            .map_err(|e| StartError::Nats(e.into()))?;
+        let consumer = feed::subscribe(&js, &topology).await?;
+        let state = AppState {
+            verifier: TokenVerifier::new(&settings.auth, revocations),
+            settings: Arc::new(settings),
+            hub: Hub::default(),
+            nats: client,
+            job_status,
+            head_seq: Arc::new(AtomicU64::new(0)),
+            connections: TaskTracker::new(),
+            draining: CancellationToken::new(),
+        };
+        Ok(Self {
+            listener,
+            state,
+            consumer,
+            background,
+            tracker,
+        })
+    }
+
+    pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
+        self.listener.local_addr()
+    }
+
+    /// Serves until `shutdown`; then closes every connection (1001, clients
+    /// reconnect elsewhere and resume) within the grace period.
+    pub async fn run_until(self, shutdown: CancellationToken) -> std::io::Result<()> {
+        let Application {
+            listener,
+            state,
+            consumer,
+            background,
+            tracker,
+        } = self;
+        tracker.spawn(feed::run(
+            consumer,
+            state.hub.clone(),
+            state.head_seq.clone(),
+            background.clone(),
+        ));
+        let grace = state.settings.broadcaster.shutdown_grace;
+        let hub = state.hub.clone();
+        let draining = state.draining.clone();
+        let listener = listener.tap_io(|tcp| {
+            let _ = tcp.set_nodelay(true);
+        });
+        let app = crate::routes::router(state);
+        let signal = shutdown.clone();
+        let server = axum::serve(listener, app).with_graceful_shutdown(async move {
+            signal.cancelled().await;
+            draining.cancel();
+            hub.close_all(close::GOING_AWAY);
+        });
+        let server = tokio::spawn(async move { server.await });
+        shutdown.cancelled().await;
+        let result = match tokio::time::timeout(grace, server).await {
+            Ok(Ok(r)) => r,
+            Ok(Err(e)) => Err(std::io::Error::other(e)),
+            Err(_) => Ok(()),
+        };
+        background.cancel();
+        tracker.close();
+        tracker.wait().await;
+        result
+    }
+}

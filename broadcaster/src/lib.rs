@@ -1,0 +1,22 @@
+//! `gad-broadcaster`: pushes what happened to the people concerned. Every
+//! replica reads `GAD_EVENTS` and delivers each event to its own WebSocket
+//! connections by topic, once per connection; every connection has its own
+//! writer and bounded queue, so no broadcast ever waits on a slow client.
+//!
+//! - [`application`], [`routes`]: build, serve, drain.
+//! - [`feed`]: reading `GAD_EVENTS`.
+//! - [`hub`]: subscriptions and non-blocking fan-out.
+//! - [`ws`]: the connection protocol, topic authorization and the writer.
+//! - [`frames`]: the frame shapes and close codes.
+
+pub mod application;
+pub mod feed;
+pub mod frames;
+pub mod hub;
+pub mod routes;
+pub mod settings;
+pub mod state;
+pub mod ws;
+
+pub use application::Application;
+pub use settings::BroadcasterSettings;

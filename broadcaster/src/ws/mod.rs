@@ -1,0 +1,5 @@
+//! The WebSocket endpoint (§8).
+
+pub mod connection;
+pub mod topics;
+pub mod writer;

@@ -1,0 +1,127 @@
+//! Building and running the ingress: binds its own listener (port 0 in
+//! tests), so a caller learns the real address before serving starts.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use axum::ServiceExt;
+use axum::serve::ListenerExt;
+use gad_shared::auth::{Revocations, TokenVerifier};
+use gad_shared::redis_conn::Redis;
+use gad_shared::{db, settings, topology};
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use tower::Layer;
+use tower_http::normalize_path::NormalizePathLayer;
+
+use crate::nats::Nats;
+use crate::settings::IngressSettings;
+use crate::state::AppState;
+use crate::waiters::Waiters;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error(transparent)]
+    Settings(#[from] settings::SettingsError),
+    #[error("binding {addr}: {source}")]
+    Bind { addr: SocketAddr, source: std::io::Error },
+    #[error("nats: {0}")]
+    Nats(#[from] async_nats::ConnectError),
+    #[error("postgres: {0}")]
+    Postgres(#[from] sqlx::Error),
+}
+
+pub struct Application {
+    listener: TcpListener,
+    state: AppState,
+    tracker: TaskTracker,
+    /// Stops background tasks once the server has drained.
+    background: CancellationToken,
+}
+
+impl Application {
+    pub async fn build(settings: IngressSettings) -> Result<Self, StartError> {
+        settings::check_jwt_secret(&settings.auth)?;
+        let addr = settings.ingress.bind;
+        let listener = TcpListener::bind(addr)
+            .await
+            .map_err(|source| StartError::Bind { addr, source })?;
+        let (client, js) = topology::connect(&settings.nats).await?;
+        let nats = Nats::new(client.clone(), js, topology::Topology::new(&settings.nats));
+        let tracker = TaskTracker::new();
+        let background = CancellationToken::new();
+        let revocations = Revocations::default();
+        nats.bootstrap(
+            revocations.clone(),
+            settings.auth.token_ttl(),
+            background.clone(),
+            &tracker,
+        );
+        let waiters = Waiters::new(settings.ingress.max_waiters);
+        waiters.follow(client, nats.topology.job_status_updates(), background.clone(), &tracker);
+        let db = db::connect(&settings.postgres, settings.postgres.statement_timeout).await?;
+        let state = AppState {
+            verifier: TokenVerifier::new(&settings.auth, revocations),
+            redis: Redis::new(&settings.redis),
+            settings: Arc::new(settings),
+            nats,
+            waiters,
+            db,
+            draining: CancellationToken::new(),
+        };
+        Ok(Self {
+            listener,
+            state,
+            tracker,
+            background,
+        })
+    }
+
+    pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
+        self.listener.local_addr()
+    }
+
+    /// True once NATS is bound and revocations are loaded.
+    pub fn ready(&self) -> bool {
+        self.state.nats.ready()
+    }
+
+    /// Serves until `shutdown` fires, then drains in-flight requests within
+    /// the grace period and stops background work.
+    pub async fn run_until(self, shutdown: CancellationToken) -> std::io::Result<()> {
+        let Application {
+            listener,
+            state,
+            tracker,
+            background,
+        } = self;
+        let grace = state.settings.ingress.shutdown_grace;
+        let draining = state.draining.clone();
+        let app = NormalizePathLayer::trim_trailing_slash().layer(crate::routes::router(state));
+        // Nagle's algorithm would hold small responses back for tens of ms.
+        let listener = listener.tap_io(|tcp| {
+            let _ = tcp.set_nodelay(true);
+        });
+        let signal = shutdown.clone();
+        let server = axum::serve(listener, ServiceExt::<axum::extract::Request>::into_make_service(app))
+            .with_graceful_shutdown(async move {
+                signal.cancelled().await;
+                draining.cancel();
+            });
+        let server = tokio::spawn(async move { server.await });
+        shutdown.cancelled().await;
+        let result = match tokio::time::timeout(grace, server).await {
+            Ok(Ok(r)) => r,
+            Ok(Err(join)) => Err(std::io::Error::other(join)),
+            Err(_) => {
+                tracing::warn!("grace period over; dropping remaining requests");
+                Ok(())
+            }
+        };
+        background.cancel();
+        tracker.close();
+        tracker.wait().await;
+        result
+    }
+}

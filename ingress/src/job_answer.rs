@@ -1,0 +1,118 @@
+//! How a queued request is answered: 202 with where to find the job, or, when
+//! the client asked to wait, the job's own outcome as a synchronous answer.
+
+use std::time::Duration;
+
+use axum::Json;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use gad_shared::auth::Caller;
+use gad_shared::envelope;
+use gad_shared::http_error::ApiError;
+use gad_shared::job::{JobRecord, JobStatus};
+
+use crate::prefer::Prefer;
+use crate::state::AppState;
+use crate::submit::{self, NewJob, SubmitError};
+
+impl From<SubmitError> for ApiError {
+    fn from(e: SubmitError) -> Self {
+        match e {
+            SubmitError::Unavailable(cause) => {
+                tracing::warn!(%cause, "job not accepted");
+                ApiError::dependency_unavailable("nats")
+            }
+            SubmitError::QueueFull => {
+                ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "queue_full", "the job queue is full").retry_after(5)
+            }
+            other => ApiError::internal(other),
+        }
+    }
+}
+
+pub async fn submit_and_answer(
+    state: &AppState,
+    caller: &Caller,
+    job: NewJob,
+    prefer: Prefer,
+) -> Result<Response, ApiError> {
+    let job_id = job.job_id;
+    // Registered before publishing, so even an instant outcome is seen.
+    let waiter = prefer.wait.and_then(|_| state.waiters.register(job_id));
+    let record = submit::submit(&state.nats, caller, job, state.settings.nats.publish_timeout).await?;
+    let (Some(wait), Some(waiter)) = (prefer.wait, waiter) else {
+        return Ok(accepted(&record, None));
+    };
+    let outcome = match waiter.wait(Duration::from_secs(wait)).await {
+        Some(done) => Some(done),
+        // The status subscription is at-most-once: look once more before giving up.
+        None => current_status(state, job_id).await.filter(|r| r.status.is_terminal()),
+    };
+    Ok(match outcome {
+        Some(done) => with_job_headers(outcome_response(&done), &done, Some(wait)),
+        None => accepted(&record, Some(wait)),
+    })
+}
+
+/// The fast status from the bucket, if NATS has it.
+pub async fn current_status(state: &AppState, job_id: uuid::Uuid) -> Option<JobRecord> {
+    let bucket = state.nats.status_bucket()?;
+    let bytes = bucket.get(job_id.to_string()).await.ok()??;
+    envelope::decode(&bytes, None).ok()
+}
+
+fn accepted(record: &JobRecord, wait: Option<u64>) -> Response {
+    let status_url = format!("/api/v1/jobs/{}", record.job_id);
+    let body = serde_json::json!({
+        "job_id": record.job_id,
+        "status_url": status_url,
+        "channel": format!("jobs.{}", record.job_id),
+    });
+    let mut response = (StatusCode::ACCEPTED, Json(body)).into_response();
+    if let Ok(v) = HeaderValue::from_str(&status_url) {
+        response.headers_mut().insert(header::LOCATION, v);
+    }
+    with_job_headers(response, record, wait)
+}
+
+fn with_job_headers(mut response: Response, record: &JobRecord, wait: Option<u64>) -> Response {
+    let headers = response.headers_mut();
+    if let Ok(v) = HeaderValue::from_str(&record.job_id.to_string()) {
+        headers.insert("x-job-id", v);
+    }
+    if let Some(w) = wait.and_then(|w| HeaderValue::from_str(&format!("wait={w}")).ok()) {
+        headers.insert("preference-applied", w);
+    }
+    response
+}
+
+/// A terminal job as the synchronous API would have answered.
+fn outcome_response(record: &JobRecord) -> Response {
+    match (record.status, &record.result, &record.error) {
+        (JobStatus::Succeeded, Some(result), _) => {
+            let status = StatusCode::from_u16(result.http_status).unwrap_or(StatusCode::OK);
+            (status, Json(result.body.clone())).into_response()
+        }
+        (JobStatus::Dead, _, _) => ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "job_dead",
+            "the job failed after every retry",
+        )
+        .retry_after(30)
+        .into_response(),
+        (JobStatus::Cancelled, _, _) => {
+            ApiError::new(StatusCode::CONFLICT, "job_cancelled", "the job was cancelled").into_response()
+        }
+        (_, _, Some(err)) => {
+            let status = StatusCode::from_u16(err.http_status).unwrap_or(StatusCode::UNPROCESSABLE_ENTITY);
+            let mut e = ApiError::new(status, &err.error, err.message.clone());
+            e.body.details = err.details.clone();
+            e.into_response()
+        }
+        _ => ApiError::internal(format!(
+            "job {} ended {:?} without a result",
+            record.job_id, record.status
+        ))
+        .into_response(),
+    }
+}

@@ -1,0 +1,54 @@
+//! The public router.
+
+pub mod geo;
+pub mod health;
+pub mod jobs;
+
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::{Request, State};
+use axum::http::StatusCode;
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use gad_shared::http_error::{ApiError, request_id_layer};
+
+use crate::prefer::Prefer;
+use crate::state::AppState;
+
+pub fn router(state: AppState) -> Router {
+    Router::new()
+        .route("/health", get(health::live))
+        .route("/health/ready", get(health::ready))
+        .route("/api/v1/geo/nearest", get(geo::nearest))
+        .route("/api/v1/jobs/{id}", get(jobs::get_job))
+        .fallback(|| async { ApiError::not_found("route") })
+        .method_not_allowed_fallback(|| async {
+            ApiError::new(StatusCode::METHOD_NOT_ALLOWED, "bad_request", "method not allowed")
+        })
+        .layer(middleware::from_fn_with_state(state.clone(), deadline))
+        .layer(middleware::from_fn(request_id_layer))
+        .with_state(state)
+}
+
+/// End-to-end deadline: `max(request_timeout, wait + 2 s)` (architecture.md).
+async fn deadline(State(state): State<AppState>, req: Request, next: Next) -> Response {
+    let cfg = &state.settings.ingress;
+    let wait = Prefer::parse(req.headers(), cfg.max_wait, None)
+        .ok()
+        .and_then(|p| p.wait)
+        .unwrap_or(0);
+    let limit = cfg.request_timeout.max(Duration::from_secs(wait + 2));
+    match tokio::time::timeout(limit, next.run(req)).await {
+        Ok(response) => response,
+        Err(_) => ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "dependency_unavailable",
+            "the request timed out",
+        )
+        .with_details(serde_json::json!({ "dependency": "timeout" }))
+        .retry_after(2)
+        .into_response(),
+    }
+}

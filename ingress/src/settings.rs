@@ -1,0 +1,54 @@
+//! Ingress configuration (see `gad_shared::settings` for sources and rules).
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use gad_shared::settings::{
+    AuthSettings, Environment, NatsSettings, PostgresSettings, RedisSettings, TelemetrySettings,
+};
+use serde::Deserialize;
+
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct IngressSettings {
+    pub environment: Environment,
+    pub nats: NatsSettings,
+    pub postgres: PostgresSettings,
+    pub redis: RedisSettings,
+    pub auth: AuthSettings,
+    pub telemetry: TelemetrySettings,
+    pub ingress: IngressSection,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct IngressSection {
+    /// Public HTTP address; port 0 picks a free port (tests).
+    pub bind: SocketAddr,
+    /// Internal Prometheus address; `None` disables the exporter.
+    pub metrics_bind: Option<SocketAddr>,
+    /// Floor of the end-to-end request deadline (`max(this, wait + 2 s)`).
+    #[serde(with = "humantime_serde")]
+    pub request_timeout: Duration,
+    /// Cap of `Prefer: wait=N`.
+    #[serde(with = "humantime_serde")]
+    pub max_wait: Duration,
+    /// Requests that may wait for a job outcome at once; beyond it they get 202.
+    pub max_waiters: usize,
+    /// Grace period for in-flight requests after SIGTERM.
+    #[serde(with = "humantime_serde")]
+    pub shutdown_grace: Duration,
+}
+
+impl Default for IngressSection {
+    fn default() -> Self {
+        Self {
+            bind: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            metrics_bind: Some(SocketAddr::from(([127, 0, 0, 1], 9180))),
+            request_timeout: Duration::from_secs(10),
+            max_wait: Duration::from_secs(30),
+            max_waiters: 10_000,
+            shutdown_grace: Duration::from_secs(25),
+        }
+    }
+}

@@ -1,0 +1,47 @@
+//! PostgreSQL pools and the migration chain.
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use sqlx::PgPool;
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+
+use crate::settings::PostgresSettings;
+
+/// The one linear chain in `migrations/`, embedded at build time.
+pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../migrations");
+
+/// A pool whose every connection has `statement_timeout` set at connect, so
+/// no query can run unbounded. min = max: connections are made once and kept.
+pub async fn connect(settings: &PostgresSettings, statement_timeout: Duration) -> Result<PgPool, sqlx::Error> {
+    let options = PgConnectOptions::from_str(&settings.url)?
+        .options([("statement_timeout", format!("{}ms", statement_timeout.as_millis()))])
+        .application_name("gad");
+    let pool = PgPoolOptions::new()
+        .max_connections(settings.pool_size)
+        .min_connections(settings.pool_size)
+        .acquire_timeout(settings.acquire_timeout)
+        .test_before_acquire(false)
+        .connect_lazy_with(options);
+    Ok(pool)
+}
+
+/// Opens every pooled connection and runs one geography query on each: the
+/// first one on a fresh connection costs tens of milliseconds, and that cost
+/// must not land on a request.
+pub async fn warm(pool: &PgPool, connections: u32) -> Result<(), sqlx::Error> {
+    let mut held = Vec::with_capacity(connections as usize);
+    for _ in 0..connections {
+        let mut conn = pool.acquire().await?;
+        sqlx::query("SELECT ST_Distance('SRID=4326;POINT(0 0)'::geography, 'SRID=4326;POINT(1 1)'::geography)")
+            .execute(&mut *conn)
+            .await?;
+        held.push(conn);
+    }
+    Ok(())
+}
+
+/// Applies pending migrations; concurrent callers serialise on sqlx's advisory lock.
+pub async fn migrate(pool: &PgPool) -> Result<(), sqlx::migrate::MigrateError> {
+    MIGRATOR.run(pool).await
+}

@@ -1,0 +1,24 @@
+//! `gad-shared`: what ingress, workers and broadcaster all speak.
+//!
+//! - [`settings`]: typed configuration from file and environment.
+//! - [`envelope`]: MessagePack job and event envelopes on NATS.
+//! - [`job`]: job kinds, lanes, statuses and the fast status record.
+//! - [`topology`]: stream, subject and bucket names, and their creation.
+//! - [`auth`]: the JWT issuer, verifier and revocation mirror.
+//! - [`error_body`] and [`http_error`]: the §7 error shape and its HTTP mapping.
+//! - [`db`], [`redis_conn`]: PostgreSQL pools and migrations; soft Redis.
+//! - [`telemetry`], [`shutdown`], [`password`]: process plumbing.
+
+pub mod auth;
+pub mod db;
+pub mod envelope;
+pub mod error_body;
+pub mod http_error;
+pub mod job;
+pub mod password;
+pub mod redis_conn;
+pub mod settings;
+pub mod shutdown;
+pub mod telemetry;
+pub mod time;
+pub mod topology;

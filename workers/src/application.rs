@@ -1,0 +1,164 @@
+//! Building and running a worker process: the groups it was asked to run,
+//! each on its own consumer, plus a small health server.
+
+use std::net::SocketAddr;
+
+use gad_shared::redis_conn::Redis;
+use gad_shared::{db, settings, topology};
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::consumer;
+use crate::health::{self, HealthState};
+use crate::job_store::JobStore;
+use crate::jobs::HandlerContext;
+use crate::outcome::RetryPolicy;
+use crate::process::WorkerContext;
+use crate::settings::WorkersSettings;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error(transparent)]
+    Settings(#[from] settings::SettingsError),
+    #[error("binding {addr}: {source}")]
+    Bind { addr: SocketAddr, source: std::io::Error },
+    #[error("nats: {0}")]
+    Nats(#[from] async_nats::Error),
+    #[error("postgres: {0}")]
+    Postgres(#[from] sqlx::Error),
+    #[error("migrations: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    #[error(transparent)]
+    Consumer(#[from] consumer::ConsumerError),
+}
+
+pub struct Application {
+    settings: WorkersSettings,
+    ctx: WorkerContext,
+    health_listener: TcpListener,
+    health: HealthState,
+    consumers: Vec<(String, async_nats::jetstream::consumer::PullConsumer)>,
+}
+
+impl Application {
+    pub async fn build(settings: WorkersSettings) -> Result<Self, StartError> {
+        settings.workers.check()?;
+        let addr = settings.workers.health_bind;
+        let health_listener = TcpListener::bind(addr)
+            .await
+            .map_err(|source| StartError::Bind { addr, source })?;
+        let (client, js) = topology::connect(&settings.nats)
+            .await
+            .map_err(|e| StartError::Nats(e.into()))?;
+        let topology = topology::Topology::new(&settings.nats);
+        topology
+            .ensure(&js, settings.auth.token_ttl())
+            .await
+            .map_err(|e| StartError::Nats(e.into()))?;
+
+        let pg = &settings.postgres;
+        let db = db::connect(pg, pg.statement_timeout).await?;
+        if settings.workers.migrate_on_start {
+            db::migrate(&db).await?;
+        }
+        db::warm(&db, pg.pool_size).await?;
+        let runs_geo = settings.workers.groups.iter().any(|g| g == "geo");
+        let knn_db = if runs_geo {
+            let knn = db::connect(pg, pg.knn_timeout).await?;
+            db::warm(&knn, pg.pool_size).await?;
+            knn
+        } else {
+            db.clone()
+        };
+
+        let status = js
+            .get_key_value(topology.job_status_bucket())
+            .await
+            .map_err(|e| StartError::Nats(e.into()))?;
+        let ctx = WorkerContext {
+            store: JobStore {
+                db: db.clone(),
+                status,
+                js: js.clone(),
+                topology: topology.clone(),
+            },
+            handlers: HandlerContext { db: db.clone(), knn_db },
+            js,
+            topology,
+            policy: RetryPolicy {
+                base: settings.workers.backoff_base,
+                cap: settings.workers.backoff_cap,
+            },
+        };
+        let mut consumers = Vec::new();
+        for group in &settings.workers.groups {
+            let c = consumer::bind(&ctx, group, settings.workers.group(group)).await?;
+            consumers.push((group.clone(), c));
+        }
+        let health = HealthState {
+            environment: settings.environment,
+            nats: client,
+            db,
+            redis: Redis::new(&settings.redis),
+            draining: CancellationToken::new(),
+        };
+        Ok(Self {
+            settings,
+            ctx,
+            health_listener,
+            health,
+            consumers,
+        })
+    }
+
+    pub fn health_addr(&self) -> std::io::Result<SocketAddr> {
+        self.health_listener.local_addr()
+    }
+
+    /// Runs every group until `shutdown` fires; then stops pulling and gives
+    /// in-flight jobs the grace period to finish (unfinished ones are
+    /// redelivered after their ack wait, and handlers are idempotent).
+    pub async fn run_until(self, shutdown: CancellationToken) -> std::io::Result<()> {
+        let Application {
+            settings,
+            ctx,
+            health_listener,
+            health,
+            consumers,
+        } = self;
+        let jobs = TaskTracker::new();
+        let loops = TaskTracker::new();
+        for (group, consumer) in consumers {
+            let s = settings.workers.group(&group);
+            tracing::info!(%group, concurrency = s.concurrency, "worker group started");
+            loops.spawn(consumer::run(
+                ctx.clone(),
+                group,
+                consumer,
+                s,
+                shutdown.clone(),
+                jobs.clone(),
+            ));
+        }
+        let draining = health.draining.clone();
+        let health_server = axum::serve(health_listener, health::router(health)).with_graceful_shutdown({
+            let s = shutdown.clone();
+            async move { s.cancelled().await }
+        });
+        let health_task = tokio::spawn(async move { health_server.await });
+        shutdown.cancelled().await;
+        draining.cancel();
+        loops.close();
+        loops.wait().await;
+        jobs.close();
+        if tokio::time::timeout(settings.workers.shutdown_grace, jobs.wait())
+            .await
+            .is_err()
+        {
+            tracing::warn!("grace period over with jobs still running; they will be redelivered");
+        }
+        let _ = health_task.await;
+        Ok(())
+    }
+}

@@ -1,0 +1,100 @@
+//! One worker group's loop: a durable pull consumer shared by every process
+//! of the group, a semaphore bounding the jobs this process runs at once.
+
+use std::sync::Arc;
+
+use async_nats::jetstream::consumer::{AckPolicy, DeliverPolicy, PullConsumer, pull};
+use futures::StreamExt;
+use tokio::sync::Semaphore;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::process::{WorkerContext, process_one};
+use crate::settings::GroupSettings;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConsumerError {
+    #[error("binding consumer {group}: {source}")]
+    Bind { group: String, source: async_nats::Error },
+}
+
+/// Creates (or updates) the group's durable consumer.
+pub async fn bind(ctx: &WorkerContext, group: &str, settings: GroupSettings) -> Result<PullConsumer, ConsumerError> {
+    let err = |source: async_nats::Error| ConsumerError::Bind {
+        group: group.to_string(),
+        source,
+    };
+    let stream = ctx
+        .js
+        .get_stream(ctx.topology.jobs_stream())
+        .await
+        .map_err(|e| err(e.into()))?;
+    let config = pull::Config {
+        durable_name: Some(group.to_string()),
+        filter_subject: ctx.topology.group_filter(group),
+        ack_policy: AckPolicy::Explicit,
+        deliver_policy: DeliverPolicy::All,
+        ack_wait: settings.ack_wait,
+        max_ack_pending: settings.max_ack_pending,
+        // Our own attempt accounting dead-letters first; this is the backstop
+        // for jobs whose worker crashed every time.
+        max_deliver: 10,
+        ..Default::default()
+    };
+    stream.create_consumer(config).await.map_err(|e| err(e.into()))
+}
+
+/// Pulls and runs jobs until `cancel` fires; in-flight jobs are tracked by `tracker`.
+pub async fn run(
+    ctx: WorkerContext,
+    group: String,
+    consumer: PullConsumer,
+    settings: GroupSettings,
+    cancel: CancellationToken,
+    tracker: TaskTracker,
+) {
+    let permits = Arc::new(Semaphore::new(settings.concurrency));
+    'reconnect: while !cancel.is_cancelled() {
+        let messages = consumer
+            .stream()
+            .max_messages_per_batch(settings.concurrency)
+            .heartbeat(std::time::Duration::from_secs(5))
+            .expires(std::time::Duration::from_secs(30))
+            .messages()
+            .await;
+        let mut messages = match messages {
+            Ok(m) => m,
+            Err(e) => {
+                tracing::warn!(%group, error = %e, "cannot pull; retrying");
+                tokio::select! {
+                    _ = cancel.cancelled() => break,
+                    _ = tokio::time::sleep(std::time::Duration::from_secs(1)) => continue,
+                }
+            }
+        };
+        loop {
+            // The permit is taken before the next message is pulled, so a busy
+            // process leaves jobs to its siblings instead of hoarding them.
+            let permit = tokio::select! {
+                _ = cancel.cancelled() => break 'reconnect,
+                p = permits.clone().acquire_owned() => match p { Ok(p) => p, Err(_) => break 'reconnect },
+            };
+            let next = tokio::select! {
+                _ = cancel.cancelled() => break 'reconnect,
+                m = messages.next() => m,
+            };
+            match next {
+                Some(Ok(msg)) => {
+                    let ctx = ctx.clone();
+                    tracker.spawn(async move {
+                        process_one(&ctx, msg, settings.deadline).await;
+                        drop(permit);
+                    });
+                }
+                Some(Err(e)) => tracing::warn!(%group, error = %e, "pull error"),
+                None => continue 'reconnect,
+            }
+        }
+    }
+    tracing::info!(%group, "stopped pulling");
+}

@@ -1,0 +1,3 @@
+//! The `geo` lane: read-only PostGIS queries.
+
+pub mod nearest;

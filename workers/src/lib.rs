@@ -1,0 +1,27 @@
+//! `gad-workers`: the worker pools. Each worker group (`geo`, `tasks`,
+//! `emergency`, `import`) binds one durable pull consumer on its own
+//! subjects; any number of processes share it. Jobs run with bounded
+//! concurrency under a deadline, and their outcomes become acknowledgements
+//! in exactly one place ([`outcome`]).
+//!
+//! - [`application`], [`consumer`], [`process`]: the group loops and one delivery.
+//! - [`outcome`], [`backoff`], [`dead_letter`]: acknowledgements, retries, the DLQ.
+//! - [`job_store`], [`events`]: the `jobs` row, the fast status, `GAD_EVENTS`.
+//! - [`jobs`]: the handlers, one file per kind.
+//! - [`seed`]: the deterministic demo and benchmark data generator.
+
+pub mod application;
+pub mod backoff;
+pub mod consumer;
+pub mod dead_letter;
+pub mod events;
+pub mod health;
+pub mod job_store;
+pub mod jobs;
+pub mod outcome;
+pub mod process;
+pub mod seed;
+pub mod settings;
+
+pub use application::Application;
+pub use settings::WorkersSettings;

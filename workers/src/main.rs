@@ -1,0 +1,24 @@
+use anyhow::Context;
+use gad_workers::{Application, WorkersSettings};
+use tokio_util::sync::CancellationToken;
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let settings: WorkersSettings = gad_shared::settings::load("workers").context("loading settings")?;
+    gad_shared::telemetry::init_tracing(&settings.telemetry);
+    if let Some(addr) = settings.workers.metrics_bind {
+        gad_shared::telemetry::init_metrics(addr).context("starting the metrics exporter")?;
+    }
+    let app = Application::build(settings).await.context("starting workers")?;
+    tracing::info!(health = %app.health_addr()?, "workers running");
+    let shutdown = CancellationToken::new();
+    let signal = shutdown.clone();
+    tokio::spawn(async move {
+        gad_shared::shutdown::signal().await;
+        tracing::info!("shutdown requested; finishing in-flight jobs");
+        signal.cancel();
+    });
+    app.run_until(shutdown).await.context("running")?;
+    tracing::info!("workers stopped");
+    Ok(())
+}

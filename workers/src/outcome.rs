@@ -1,0 +1,95 @@
+//! The one place where a job's outcome becomes a JetStream acknowledgement.
+
+use std::time::Duration;
+
+use gad_shared::job::{JobError, JobResult, JobStatus};
+
+use crate::backoff::full_jitter;
+
+/// What a handler run amounted to.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Outcome {
+    Succeeded(JobResult),
+    /// Deterministic business outcome (404, 409, 422…): never retried.
+    Failed(JobError),
+    /// Might succeed later (connection lost, timeout, deadlock…).
+    Transient {
+        error: JobError,
+        retry_after: Option<Duration>,
+    },
+    /// Cancelled by a user before or while running.
+    Cancelled,
+}
+
+/// The acknowledgement to send for a message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ack {
+    Ack,
+    /// Redeliver after the delay.
+    Nak(Duration),
+    /// Never redeliver; the dead-letter record is written first.
+    Term,
+}
+
+#[derive(Debug, Clone, Copy)]
+pub struct RetryPolicy {
+    pub base: Duration,
+    pub cap: Duration,
+}
+
+/// The job's next status and the acknowledgement, for delivery `attempt` of `max_attempts`.
+pub fn settle(outcome: &Outcome, attempt: u32, max_attempts: u32, policy: RetryPolicy) -> (JobStatus, Ack) {
+    match outcome {
+        Outcome::Succeeded(_) => (JobStatus::Succeeded, Ack::Ack),
+        Outcome::Failed(_) => (JobStatus::Failed, Ack::Ack),
+        Outcome::Cancelled => (JobStatus::Cancelled, Ack::Ack),
+        Outcome::Transient { .. } if attempt >= max_attempts => (JobStatus::Dead, Ack::Term),
+        Outcome::Transient { retry_after, .. } => {
+            let delay = retry_after.unwrap_or_else(|| full_jitter(attempt, policy.base, policy.cap));
+            (JobStatus::Queued, Ack::Nak(delay))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn err() -> JobError {
+        JobError {
+            http_status: 503,
+            error: "dependency_unavailable".into(),
+            message: "db".into(),
+            details: None,
+        }
+    }
+    const P: RetryPolicy = RetryPolicy {
+        base: Duration::from_secs(1),
+        cap: Duration::from_secs(300),
+    };
+
+    #[test]
+    fn each_outcome_maps_to_its_acknowledgement() {
+        let ok = Outcome::Succeeded(JobResult {
+            http_status: 200,
+            body: serde_json::json!({}),
+        });
+        assert_eq!(settle(&ok, 1, 5, P), (JobStatus::Succeeded, Ack::Ack));
+        assert_eq!(settle(&Outcome::Failed(err()), 1, 5, P), (JobStatus::Failed, Ack::Ack));
+        assert_eq!(settle(&Outcome::Cancelled, 1, 5, P), (JobStatus::Cancelled, Ack::Ack));
+        let t = Outcome::Transient {
+            error: err(),
+            retry_after: Some(Duration::from_secs(3)),
+        };
+        assert_eq!(
+            settle(&t, 2, 5, P),
+            (JobStatus::Queued, Ack::Nak(Duration::from_secs(3)))
+        );
+        assert_eq!(settle(&t, 5, 5, P), (JobStatus::Dead, Ack::Term));
+        let t = Outcome::Transient {
+            error: err(),
+            retry_after: None,
+        };
+        assert!(matches!(settle(&t, 3, 5, P), (JobStatus::Queued, Ack::Nak(d)) if d <= Duration::from_secs(4)));
+    }
+}

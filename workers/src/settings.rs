@@ -1,0 +1,123 @@
+//! Workers configuration (see `gad_shared::settings` for sources and rules).
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use gad_shared::settings::{
+    AuthSettings, Environment, NatsSettings, PostgresSettings, RedisSettings, TelemetrySettings,
+};
+use serde::Deserialize;
+
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct WorkersSettings {
+    pub environment: Environment,
+    pub nats: NatsSettings,
+    pub postgres: PostgresSettings,
+    pub redis: RedisSettings,
+    /// Used only by the `gad token` command.
+    pub auth: AuthSettings,
+    pub telemetry: TelemetrySettings,
+    pub workers: WorkersSection,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct WorkersSection {
+    /// Worker groups this process runs (`geo`, `tasks`, `emergency`, `import`).
+    pub groups: Vec<String>,
+    /// Health endpoints; port 0 picks a free port.
+    pub health_bind: SocketAddr,
+    /// Internal Prometheus address; `None` disables the exporter.
+    pub metrics_bind: Option<SocketAddr>,
+    /// Per-group limits; groups not listed use `default_group`.
+    pub group: BTreeMap<String, GroupSettings>,
+    pub default_group: GroupSettings,
+    /// First retry delay of a transient failure (doubles per attempt, full jitter).
+    #[serde(with = "humantime_serde")]
+    pub backoff_base: Duration,
+    /// Longest retry delay.
+    #[serde(with = "humantime_serde")]
+    pub backoff_cap: Duration,
+    /// Time in-flight jobs get to finish after SIGTERM.
+    #[serde(with = "humantime_serde")]
+    pub shutdown_grace: Duration,
+    /// Apply migrations at start.
+    pub migrate_on_start: bool,
+}
+
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct GroupSettings {
+    /// Jobs run at once by this process (semaphore).
+    pub concurrency: usize,
+    /// Unacknowledged jobs across all processes of the group (consumer limit).
+    pub max_ack_pending: i64,
+    /// Redelivery after this long without an acknowledgement.
+    #[serde(with = "humantime_serde")]
+    pub ack_wait: Duration,
+    /// Deadline of one job run; must stay below `ack_wait`.
+    #[serde(with = "humantime_serde")]
+    pub deadline: Duration,
+}
+
+impl Default for GroupSettings {
+    fn default() -> Self {
+        Self {
+            concurrency: 32,
+            max_ack_pending: 1024,
+            ack_wait: Duration::from_secs(30),
+            deadline: Duration::from_secs(20),
+        }
+    }
+}
+
+impl Default for WorkersSection {
+    fn default() -> Self {
+        Self {
+            groups: gad_shared::job::GROUPS.iter().map(|g| g.to_string()).collect(),
+            health_bind: SocketAddr::from(([127, 0, 0, 1], 8070)),
+            metrics_bind: Some(SocketAddr::from(([127, 0, 0, 1], 9181))),
+            group: BTreeMap::new(),
+            default_group: GroupSettings::default(),
+            backoff_base: Duration::from_secs(1),
+            backoff_cap: Duration::from_secs(300),
+            shutdown_grace: Duration::from_secs(25),
+            migrate_on_start: true,
+        }
+    }
+}
+
+impl WorkersSection {
+    pub fn group(&self, name: &str) -> GroupSettings {
+        self.group.get(name).copied().unwrap_or(self.default_group)
+    }
+
+    /// Checks what serde cannot: known groups, deadlines below ack waits.
+    pub fn check(&self) -> Result<(), gad_shared::settings::SettingsError> {
+        use gad_shared::settings::SettingsError::Rule;
+        for g in &self.groups {
+            if !gad_shared::job::GROUPS.contains(&g.as_str()) {
+                return Err(Rule {
+                    key: "workers.groups",
+                    reason: format!("unknown group {g:?}"),
+                });
+            }
+            let s = self.group(g);
+            if s.deadline >= s.ack_wait {
+                return Err(Rule {
+                    key: "workers.group.<name>.deadline",
+                    reason: format!("{g}: deadline must be below ack_wait"),
+                });
+            }
+            if s.concurrency == 0 {
+                return Err(Rule {
+                    key: "workers.group.<name>.concurrency",
+                    reason: format!("{g}: must be at least 1"),
+                });
+            }
+        }
+        Ok(())
+    }
+}
