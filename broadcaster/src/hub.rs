@@ -119,12 +119,12 @@ impl Hub {
     }
 
     pub fn unsubscribe(&self, id: ConnId, topic: &str) {
-        if let Ok(mut s) = self.state.write() {
-            if let Some(subs) = s.topics.get_mut(topic) {
-                subs.remove(&id);
-                if subs.is_empty() {
-                    s.topics.remove(topic);
-                }
+        if let Ok(mut s) = self.state.write()
+            && let Some(subs) = s.topics.get_mut(topic)
+        {
+            subs.remove(&id);
+            if subs.is_empty() {
+                s.topics.remove(topic);
             }
         }
     }

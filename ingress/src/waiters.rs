@@ -38,12 +38,12 @@ impl Waiter {
 
 impl Drop for Waiter {
     fn drop(&mut self) {
-        if let Ok(mut map) = self.waiters.inner.lock() {
-            if let Some(list) = map.get_mut(&self.job_id) {
-                list.retain(|tx| !tx.is_closed());
-                if list.is_empty() {
-                    map.remove(&self.job_id);
-                }
+        if let Ok(mut map) = self.waiters.inner.lock()
+            && let Some(list) = map.get_mut(&self.job_id)
+        {
+            list.retain(|tx| !tx.is_closed());
+            if list.is_empty() {
+                map.remove(&self.job_id);
             }
         }
     }

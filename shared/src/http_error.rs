@@ -21,7 +21,8 @@ pub fn current_request_id() -> Option<String> {
 #[derive(Debug)]
 pub struct ApiError {
     pub status: StatusCode,
-    pub body: ErrorBody,
+    /// Boxed: handlers return `Result<_, ApiError>` everywhere, so the error stays small.
+    pub body: Box<ErrorBody>,
     pub retry_after_s: Option<u64>,
 }
 
@@ -29,7 +30,7 @@ impl ApiError {
     pub fn new(status: StatusCode, error: &str, message: impl Into<String>) -> Self {
         Self {
             status,
-            body: ErrorBody::new(error, message),
+            body: Box::new(ErrorBody::new(error, message)),
             retry_after_s: None,
         }
     }
@@ -89,7 +90,7 @@ impl IntoResponse for ApiError {
         if self.body.request_id.is_none() {
             self.body.request_id = current_request_id();
         }
-        let mut response = (self.status, axum::Json(&self.body)).into_response();
+        let mut response = (self.status, axum::Json(&*self.body)).into_response();
         let headers = response.headers_mut();
         if let Some(s) = self.retry_after_s {
             headers.insert(header::RETRY_AFTER, HeaderValue::from(s));
