@@ -9,6 +9,7 @@
 //! - [`caller`], [`validate`]: who is asking and whether the input is valid.
 
 pub mod application;
+pub mod body;
 pub mod caller;
 pub mod job_answer;
 pub mod nats;

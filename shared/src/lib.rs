@@ -11,6 +11,7 @@
 
 pub mod auth;
 pub mod db;
+pub mod domain;
 pub mod envelope;
 pub mod error_body;
 pub mod http_error;

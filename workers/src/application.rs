@@ -83,7 +83,7 @@ impl Application {
                 js: js.clone(),
                 topology: topology.clone(),
             },
-            handlers: HandlerContext { db: db.clone(), knn_db },
+            handlers: HandlerContext { db: db.clone(), knn_db, redis: Redis::new(&settings.redis) },
             js,
             topology,
             policy: RetryPolicy {
@@ -129,6 +129,13 @@ impl Application {
         } = self;
         let jobs = TaskTracker::new();
         let loops = TaskTracker::new();
+        loops.spawn(crate::relay::run(
+            ctx.store.db.clone(),
+            ctx.js.clone(),
+            ctx.topology.clone(),
+            settings.workers.relay_poll,
+            shutdown.clone(),
+        ));
         for (group, consumer) in consumers {
             let s = settings.workers.group(&group);
             tracing::info!(%group, concurrency = s.concurrency, "worker group started");

@@ -31,15 +31,10 @@ pub struct JobStore {
 }
 
 impl JobStore {
-    /// Marks delivery `attempt` as running and returns the record, or `None`
-    /// when the job already reached a terminal status (a redelivery after
-    /// success must change nothing).
-    pub async fn start(
-        &self,
-        job: &JobEnvelope,
-        max_attempts: u32,
-        attempt: u32,
-    ) -> Result<Option<JobRecord>, sqlx::Error> {
+    /// Marks delivery `attempt` as running, or reports that the job already
+    /// reached a terminal status: a redelivery after success changes nothing,
+    /// but its outcome is announced again in case the first announcement was lost.
+    pub async fn start(&self, job: &JobEnvelope, max_attempts: u32, attempt: u32) -> Result<Started, sqlx::Error> {
         let summary = redact(&job.payload);
         let row: Option<(chrono::DateTime<Utc>,)> = sqlx::query_as(
             "INSERT INTO jobs (job_id, kind, status, attempts, max_attempts, submitted_by, request_id, payload_summary, created_at, started_at)
@@ -59,7 +54,13 @@ impl JobStore {
         .bind(job.submitted_at)
         .fetch_optional(&self.db)
         .await?;
-        Ok(row.map(|(started_at,)| JobRecord {
+        let Some((started_at,)) = row else {
+            return Ok(match self.load(job.job_id).await? {
+                Some(done) => Started::AlreadyFinished(done),
+                None => Started::Gone,
+            });
+        };
+        Ok(Started::Running(JobRecord {
             job_id: job.job_id,
             kind: job.kind.clone(),
             status: JobStatus::Running,
@@ -73,6 +74,18 @@ impl JobStore {
             started_at: Some(started_at),
             finished_at: None,
         }))
+    }
+
+    /// The durable record of a job.
+    pub async fn load(&self, job_id: uuid::Uuid) -> Result<Option<JobRecord>, sqlx::Error> {
+        let row: Option<JobRow> = sqlx::query_as(
+            "SELECT job_id, kind, status, attempts, max_attempts, submitted_by, payload_summary, result, error,
+                    created_at, started_at, finished_at FROM jobs WHERE job_id = $1",
+        )
+        .bind(job_id)
+        .fetch_optional(&self.db)
+        .await?;
+        Ok(row.map(JobRow::into_record))
     }
 
     /// Writes the outcome durably, then makes it visible (status and event).
@@ -118,6 +131,48 @@ impl JobStore {
             Some(JOB_EVENT_TTL),
         )
         .await
+    }
+}
+
+pub enum Started {
+    Running(JobRecord),
+    AlreadyFinished(JobRecord),
+    /// The row vanished between the upsert and the read (retention purge).
+    Gone,
+}
+
+#[derive(sqlx::FromRow)]
+struct JobRow {
+    job_id: uuid::Uuid,
+    kind: String,
+    status: JobStatus,
+    attempts: i32,
+    max_attempts: i32,
+    submitted_by: Option<i64>,
+    payload_summary: serde_json::Value,
+    result: Option<serde_json::Value>,
+    error: Option<serde_json::Value>,
+    created_at: chrono::DateTime<Utc>,
+    started_at: Option<chrono::DateTime<Utc>>,
+    finished_at: Option<chrono::DateTime<Utc>>,
+}
+
+impl JobRow {
+    fn into_record(self) -> JobRecord {
+        JobRecord {
+            job_id: self.job_id,
+            kind: self.kind,
+            status: self.status,
+            attempts: self.attempts.max(0) as u32,
+            max_attempts: self.max_attempts.max(0) as u32,
+            submitted_by: self.submitted_by,
+            payload_summary: self.payload_summary,
+            result: self.result.and_then(|v| serde_json::from_value(v).ok()),
+            error: self.error.and_then(|v| serde_json::from_value(v).ok()),
+            created_at: self.created_at,
+            started_at: self.started_at,
+            finished_at: self.finished_at,
+        }
     }
 }
 

@@ -14,12 +14,14 @@ pub mod application;
 pub mod backoff;
 pub mod consumer;
 pub mod dead_letter;
+pub mod effects;
 pub mod events;
 pub mod health;
 pub mod job_store;
 pub mod jobs;
 pub mod outcome;
 pub mod process;
+pub mod relay;
 pub mod seed;
 pub mod settings;
 

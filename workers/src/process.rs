@@ -10,7 +10,7 @@ use tracing::Instrument;
 
 use crate::backoff::full_jitter;
 use crate::dead_letter;
-use crate::job_store::JobStore;
+use crate::job_store::{JobStore, Started};
 use crate::jobs::{self, HandlerContext, HandlerError};
 use crate::outcome::{Ack, Outcome, RetryPolicy, settle};
 
@@ -58,9 +58,16 @@ async fn run(
 ) -> Processed {
     let max_attempts = kind_spec(&job.kind).map(|s| s.max_attempts).unwrap_or(1);
     let started = match ctx.store.start(&job, max_attempts, attempt).await {
-        Ok(Some(record)) => record,
-        Ok(None) => {
-            tracing::debug!("job already finished; acknowledging the redelivery");
+        Ok(Started::Running(record)) => record,
+        Ok(Started::AlreadyFinished(done)) => {
+            tracing::debug!("job already finished; announcing its outcome again");
+            if let Err(e) = ctx.store.announce(&done).await {
+                tracing::warn!(error = %e, "outcome not re-announced");
+            }
+            acknowledge(msg, Ack::Ack).await;
+            return Processed::Skipped;
+        }
+        Ok(Started::Gone) => {
             acknowledge(msg, Ack::Ack).await;
             return Processed::Skipped;
         }

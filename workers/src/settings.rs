@@ -45,6 +45,9 @@ pub struct WorkersSection {
     pub shutdown_grace: Duration,
     /// Apply migrations at start.
     pub migrate_on_start: bool,
+    /// Fallback poll of the outbox relay (it is woken by NOTIFY at commit).
+    #[serde(with = "humantime_serde")]
+    pub relay_poll: Duration,
 }
 
 #[derive(Debug, Clone, Copy, Deserialize)]
@@ -85,6 +88,7 @@ impl Default for WorkersSection {
             backoff_cap: Duration::from_secs(300),
             shutdown_grace: Duration::from_secs(25),
             migrate_on_start: true,
+            relay_poll: Duration::from_millis(500),
         }
     }
 }

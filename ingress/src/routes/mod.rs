@@ -1,8 +1,13 @@
 //! The public router.
 
+pub mod auth;
+pub mod efectivos;
 pub mod geo;
 pub mod health;
 pub mod jobs;
+pub mod stats;
+pub mod tasks;
+pub mod users;
 
 use std::time::Duration;
 
@@ -17,16 +22,28 @@ use gad_shared::http_error::{ApiError, request_id_layer};
 use crate::prefer::Prefer;
 use crate::state::AppState;
 
+/// Request bodies above this are refused with 413 (§6.4).
+pub const MAX_BODY_BYTES: usize = 1 << 20;
+
+/// How long the endpoints kept from the original system wait without `Prefer` (QW, §6.1).
+pub const LEGACY_WAIT_S: u64 = 5;
+
 pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/health", get(health::live))
         .route("/health/ready", get(health::ready))
         .route("/api/v1/geo/nearest", get(geo::nearest))
         .route("/api/v1/jobs/{id}", get(jobs::get_job))
+        .merge(auth::router())
+        .merge(users::router())
+        .merge(efectivos::router())
+        .merge(tasks::router())
+        .merge(stats::router())
         .fallback(|| async { ApiError::not_found("route") })
         .method_not_allowed_fallback(|| async {
             ApiError::new(StatusCode::METHOD_NOT_ALLOWED, "bad_request", "method not allowed")
         })
+        .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(middleware::from_fn_with_state(state.clone(), deadline))
         .layer(middleware::from_fn(request_id_layer))
         .with_state(state)

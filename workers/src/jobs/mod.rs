@@ -1,10 +1,15 @@
 //! Job handlers, one file per kind, grouped by worker group.
 
+pub mod efectivos;
+pub mod emergency;
 pub mod error;
 pub mod geo;
+pub mod tasks;
+pub mod users;
 
 use gad_shared::envelope::JobEnvelope;
 use gad_shared::job::JobResult;
+use gad_shared::redis_conn::Redis;
 use sqlx::PgPool;
 
 pub use error::HandlerError;
@@ -16,12 +21,19 @@ pub struct HandlerContext {
     pub db: PgPool,
     /// PostGIS KNN queries (statement timeout `postgres.knn_timeout`).
     pub knn_db: PgPool,
+    /// Soft: cache work is skipped when Redis is down, never the job.
+    pub redis: Redis,
 }
 
-/// Runs the handler of `job.kind`.
+/// Runs the handler of `job.kind`; each family routes its own kinds.
 pub async fn run(ctx: &HandlerContext, job: &JobEnvelope) -> Result<JobResult, HandlerError> {
-    match job.kind.as_str() {
-        "geo.nearest" => geo::nearest::run(ctx, &job.payload).await,
-        other => Err(HandlerError::UnsupportedKind(other.to_string())),
+    let family = job.kind.split('.').next().unwrap_or_default();
+    match (family, job.kind.as_str()) {
+        ("geo", _) => geo::run(ctx, job).await,
+        ("task", _) => tasks::run(ctx, job).await,
+        ("user", _) | ("telegram", _) => users::run(ctx, job).await,
+        ("efectivo", _) => efectivos::run(ctx, job).await,
+        ("emergency", _) => emergency::run(ctx, job).await,
+        _ => Err(HandlerError::UnsupportedKind(job.kind.clone())),
     }
 }

@@ -1,0 +1,9 @@
+//! `/api/v1/tasks` routes (filled in by the domain work).
+
+use axum::Router;
+
+use crate::state::AppState;
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+}

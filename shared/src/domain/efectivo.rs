@@ -1,0 +1,1 @@
+//! Read model of efectivo rows (placeholder; filled in by the domain work).

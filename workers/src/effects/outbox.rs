@@ -1,0 +1,65 @@
+//! The outboxes: events (`outbox_events`, published to `GAD_EVENTS` by the
+//! relay after commit, in id order) and notifications (one row per recipient
+//! and channel).
+
+use uuid::Uuid;
+
+use super::Tx;
+
+/// Channel the relay listens on; the notification is delivered at commit.
+pub const NOTIFY_CHANNEL: &str = "gad_outbox";
+
+/// Queues one event for every topic in `topics` (§8 table).
+pub async fn event(
+    tx: &mut Tx<'_>,
+    event_type: &str,
+    topics: &[String],
+    data: serde_json::Value,
+    job_id: Option<Uuid>,
+) -> Result<Uuid, sqlx::Error> {
+    let event_id = Uuid::now_v7();
+    sqlx::query(
+        "INSERT INTO outbox_events (event_id, event_type, topics, payload, job_id) VALUES ($1, $2, $3, $4, $5)",
+    )
+    .bind(event_id)
+    .bind(event_type)
+    .bind(topics)
+    .bind(data)
+    .bind(job_id)
+    .execute(&mut **tx)
+    .await?;
+    sqlx::query("SELECT pg_notify($1, '')").bind(NOTIFY_CHANNEL).execute(&mut **tx).await?;
+    Ok(event_id)
+}
+
+pub struct Notification<'a> {
+    pub event_id: Uuid,
+    pub recipient_usuario_id: i64,
+    pub tarea_id: Option<i64>,
+    /// `telegram` or `websocket`.
+    pub channel: &'a str,
+    pub kind: &'a str,
+    /// 0 = must act now.
+    pub priority: i16,
+    pub payload: serde_json::Value,
+}
+
+pub async fn notification(tx: &mut Tx<'_>, n: Notification<'_>) -> Result<Uuid, sqlx::Error> {
+    let id = Uuid::now_v7();
+    sqlx::query(
+        "INSERT INTO notifications (id, event_id, recipient_usuario_id, tarea_id, channel, kind, priority, payload)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+         ON CONFLICT (event_id, recipient_usuario_id, channel) DO NOTHING",
+    )
+    .bind(id)
+    .bind(n.event_id)
+    .bind(n.recipient_usuario_id)
+    .bind(n.tarea_id)
+    .bind(n.channel)
+    .bind(n.kind)
+    .bind(n.priority)
+    .bind(n.payload)
+    .execute(&mut **tx)
+    .await?;
+    Ok(id)
+}
