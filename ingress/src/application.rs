@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use axum::ServiceExt;
 use axum::serve::ListenerExt;
-use gad_shared::auth::{Revocations, TokenVerifier};
+use gad_shared::auth::{Revocations, TokenIssuer, TokenVerifier};
 use gad_shared::redis_conn::Redis;
 use gad_shared::{db, settings, topology};
 use tokio::net::TcpListener;
@@ -63,6 +63,7 @@ impl Application {
         let db = db::connect(&settings.postgres, settings.postgres.statement_timeout).await?;
         let state = AppState {
             verifier: TokenVerifier::new(&settings.auth, revocations),
+            issuer: TokenIssuer::new(&settings.auth),
             redis: Redis::new(&settings.redis),
             settings: Arc::new(settings),
             nats,

@@ -17,6 +17,8 @@ pub struct Nats {
     pub js: jetstream::Context,
     pub topology: Topology,
     status: Arc<OnceCell<kv::Store>>,
+    revocation: Arc<OnceCell<kv::Store>>,
+    idempotency: Arc<OnceCell<kv::Store>>,
     revocation_loaded: Arc<OnceCell<()>>,
 }
 
@@ -34,6 +36,16 @@ impl Nats {
     /// The job-status bucket, once NATS has been reached.
     pub fn status_bucket(&self) -> Option<&kv::Store> {
         self.status.get()
+    }
+
+    /// The revocation bucket (logout denylist, `tokens_validos_desde` bumps).
+    pub fn revocation_bucket(&self) -> Option<&kv::Store> {
+        self.revocation.get()
+    }
+
+    /// The 24 h `Idempotency-Key` bucket.
+    pub fn idempotency_bucket(&self) -> Option<&kv::Store> {
+        self.idempotency.get()
     }
 
     /// True once revocations are mirrored: before that no token can be trusted.
@@ -85,9 +97,12 @@ impl Nats {
         self.topology.ensure(&self.js, token_ttl).await?;
         let status = self.js.get_key_value(self.topology.job_status_bucket()).await?;
         let _ = self.status.set(status);
+        let idempotency = self.js.get_key_value(self.topology.idempotency_bucket()).await?;
+        let _ = self.idempotency.set(idempotency);
         if !self.revocation_loaded.initialized() {
             let store = self.js.get_key_value(self.topology.revocation_bucket()).await?;
-            revocations.follow(store, cancel.clone(), tracker).await?;
+            revocations.follow(store.clone(), cancel.clone(), tracker).await?;
+            let _ = self.revocation.set(store);
             let _ = self.revocation_loaded.set(());
         }
         Ok(())

@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use gad_shared::auth::TokenVerifier;
+use gad_shared::auth::{TokenIssuer, TokenVerifier};
 use gad_shared::redis_conn::Redis;
 use sqlx::PgPool;
 
@@ -15,6 +15,7 @@ pub struct AppState {
     pub settings: Arc<IngressSettings>,
     pub nats: Nats,
     pub verifier: TokenVerifier,
+    pub issuer: TokenIssuer,
     pub waiters: Waiters,
     /// Direct reads only; a soft dependency (lazy, never needed to accept work).
     pub db: PgPool,

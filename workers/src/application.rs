@@ -83,7 +83,7 @@ impl Application {
                 js: js.clone(),
                 topology: topology.clone(),
             },
-            handlers: HandlerContext { db: db.clone(), knn_db, redis: Redis::new(&settings.redis) },
+            handlers: HandlerContext { db: db.clone(), knn_db, redis: Redis::new(&settings.redis), revocation },
             js,
             topology,
             policy: RetryPolicy {

@@ -23,6 +23,8 @@ pub struct HandlerContext {
     pub knn_db: PgPool,
     /// Soft: cache work is skipped when Redis is down, never the job.
     pub redis: Redis,
+    /// Revocation bucket: `u.<id>` entries bumped when a usuario's tokens must die.
+    pub revocation: async_nats::jetstream::kv::Store,
 }
 
 /// Runs the handler of `job.kind`; each family routes its own kinds.
