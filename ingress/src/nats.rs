@@ -29,6 +29,8 @@ impl Nats {
             js,
             topology,
             status: Default::default(),
+            revocation: Default::default(),
+            idempotency: Default::default(),
             revocation_loaded: Default::default(),
         }
     }

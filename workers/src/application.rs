@@ -76,6 +76,8 @@ impl Application {
             .get_key_value(topology.job_status_bucket())
             .await
             .map_err(|e| StartError::Nats(e.into()))?;
+        let revocation =
+            js.get_key_value(topology.revocation_bucket()).await.map_err(|e| StartError::Nats(e.into()))?;
         let ctx = WorkerContext {
             store: JobStore {
                 db: db.clone(),
