@@ -85,6 +85,25 @@ impl From<AuthError> for ApiError {
     }
 }
 
+/// Direct reads: PostgreSQL trouble is a soft dependency failing (503), any
+/// other database error is ours (500, logged, never shown).
+impl From<sqlx::Error> for ApiError {
+    fn from(e: sqlx::Error) -> Self {
+        match e {
+            sqlx::Error::RowNotFound => ApiError::not_found("resource"),
+            sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_) | sqlx::Error::Tls(_) => {
+                tracing::warn!(error = %e, "postgres unavailable");
+                ApiError::dependency_unavailable("postgres")
+            }
+            sqlx::Error::Database(ref db) if db.code().is_some_and(|c| c == "57014" || c.starts_with("08")) => {
+                tracing::warn!(error = %e, "postgres unavailable");
+                ApiError::dependency_unavailable("postgres")
+            }
+            other => ApiError::internal(other),
+        }
+    }
+}
+
 impl IntoResponse for ApiError {
     fn into_response(mut self) -> Response {
         if self.body.request_id.is_none() {
