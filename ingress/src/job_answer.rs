@@ -11,7 +11,10 @@ use gad_shared::envelope;
 use gad_shared::http_error::ApiError;
 use gad_shared::job::{JobRecord, JobStatus};
 
+use crate::idempotency::{self, Claim};
 use crate::prefer::Prefer;
+use crate::waiters::Waiter;
+use uuid::Uuid;
 use crate::state::AppState;
 use crate::submit::{self, NewJob, SubmitError};
 
@@ -37,21 +40,48 @@ pub async fn submit_and_answer(
     prefer: Prefer,
 ) -> Result<Response, ApiError> {
     let job_id = job.job_id;
+    let key = idempotency::current_key();
+    if let Some(key) = &key {
+        let bucket = state.nats.idempotency_bucket().ok_or_else(|| ApiError::dependency_unavailable("nats"))?;
+        let hash = idempotency::request_hash(job.kind, &job.payload);
+        if let Claim::Existing(original) = idempotency::claim(bucket, caller.user_id, key, job_id, &hash).await? {
+            return Ok(answer_existing(state, original, prefer).await);
+        }
+    }
     // Registered before publishing, so even an instant outcome is seen.
     let waiter = prefer.wait.and_then(|_| state.waiters.register(job_id));
-    let record = submit::submit(&state.nats, caller, job, state.settings.nats.publish_timeout).await?;
+    let submitted = submit::submit(&state.nats, caller, job, state.settings.nats.publish_timeout).await;
+    if submitted.is_err()
+        && let (Some(key), Some(bucket)) = (&key, state.nats.idempotency_bucket())
+    {
+        idempotency::release(bucket, caller.user_id, key).await;
+    }
+    submitted?;
+    Ok(wait_for(state, job_id, prefer, waiter).await)
+}
+
+/// A repeated request: the original job's outcome, or where to follow it.
+async fn answer_existing(state: &AppState, job_id: Uuid, prefer: Prefer) -> Response {
+    let waiter = prefer.wait.and_then(|_| state.waiters.register(job_id));
+    if let Some(done) = current_status(state, job_id).await.filter(|r| r.status.is_terminal()) {
+        return with_job_headers(outcome_response(&done), job_id, prefer.wait);
+    }
+    wait_for(state, job_id, prefer, waiter).await
+}
+
+async fn wait_for(state: &AppState, job_id: Uuid, prefer: Prefer, waiter: Option<Waiter>) -> Response {
     let (Some(wait), Some(waiter)) = (prefer.wait, waiter) else {
-        return Ok(accepted(&record, None));
+        return accepted(job_id, None);
     };
     let outcome = match waiter.wait(Duration::from_secs(wait)).await {
         Some(done) => Some(done),
         // The status subscription is at-most-once: look once more before giving up.
         None => current_status(state, job_id).await.filter(|r| r.status.is_terminal()),
     };
-    Ok(match outcome {
-        Some(done) => with_job_headers(outcome_response(&done), &done, Some(wait)),
-        None => accepted(&record, Some(wait)),
-    })
+    match outcome {
+        Some(done) => with_job_headers(outcome_response(&done), job_id, Some(wait)),
+        None => accepted(job_id, Some(wait)),
+    }
 }
 
 /// The fast status from the bucket, if NATS has it.
@@ -61,23 +91,23 @@ pub async fn current_status(state: &AppState, job_id: uuid::Uuid) -> Option<JobR
     envelope::decode(&bytes, None).ok()
 }
 
-fn accepted(record: &JobRecord, wait: Option<u64>) -> Response {
-    let status_url = format!("/api/v1/jobs/{}", record.job_id);
+fn accepted(job_id: Uuid, wait: Option<u64>) -> Response {
+    let status_url = format!("/api/v1/jobs/{job_id}");
     let body = serde_json::json!({
-        "job_id": record.job_id,
+        "job_id": job_id,
         "status_url": status_url,
-        "channel": format!("jobs.{}", record.job_id),
+        "channel": format!("jobs.{job_id}"),
     });
     let mut response = (StatusCode::ACCEPTED, Json(body)).into_response();
     if let Ok(v) = HeaderValue::from_str(&status_url) {
         response.headers_mut().insert(header::LOCATION, v);
     }
-    with_job_headers(response, record, wait)
+    with_job_headers(response, job_id, wait)
 }
 
-fn with_job_headers(mut response: Response, record: &JobRecord, wait: Option<u64>) -> Response {
+fn with_job_headers(mut response: Response, job_id: Uuid, wait: Option<u64>) -> Response {
     let headers = response.headers_mut();
-    if let Ok(v) = HeaderValue::from_str(&record.job_id.to_string()) {
+    if let Ok(v) = HeaderValue::from_str(&job_id.to_string()) {
         headers.insert("x-job-id", v);
     }
     if let Some(w) = wait.and_then(|w| HeaderValue::from_str(&format!("wait={w}")).ok()) {
