@@ -76,7 +76,12 @@ impl Nats {
         tracker.spawn(async move {
             let mut delay = Duration::from_millis(100);
             loop {
-                match me.try_bootstrap(&revocations, token_ttl, &cancel, &tracker2).await {
+                // An attempt in flight must not hold up shutdown while NATS is down.
+                let attempt = tokio::select! {
+                    _ = cancel.cancelled() => break,
+                    r = me.try_bootstrap(&revocations, token_ttl, &cancel, &tracker2) => r,
+                };
+                match attempt {
                     Ok(()) => break,
                     Err(e) => tracing::warn!(error = %e, "NATS not ready; retrying"),
                 }

@@ -1,0 +1,33 @@
+//! `gad-e2e`: end-to-end tests' harness. [`spawn_app`] starts workers,
+//! ingress and broadcaster in the test's process against the real PostgreSQL,
+//! NATS and Redis on loopback, isolated per test, and [`TestApp`] drives them
+//! as a client would: HTTP in, WebSocket out.
+//!
+//! - [`services`]: where the shared servers are (env, or `.local/services.env`).
+//! - [`database`]: the seeded template database and one clone per test.
+//! - [`isolation`]: a test's database, NATS prefixes and JWT secret.
+//! - [`workers`], [`ingress`], [`broadcaster`]: starting each service.
+//! - [`app`], [`tasks`], [`cleanup`]: the running app, its service tasks,
+//!   and removing everything the test created.
+//! - [`users`], [`client`], [`websocket`]: seeded logins with tokens, HTTP
+//!   requests and job polling, and the WebSocket client.
+//! - [`inspect`]: what the jobs stream and table hold, behind the API.
+
+pub mod app;
+pub mod broadcaster;
+pub mod cleanup;
+pub mod client;
+pub mod database;
+pub mod ingress;
+pub mod inspect;
+pub mod isolation;
+pub mod services;
+pub mod tasks;
+pub mod users;
+pub mod websocket;
+pub mod workers;
+
+pub use app::{TestApp, spawn_app, spawn_ingress_with_dead_nats, unused_port};
+pub use client::{ApiResponse, is_terminal};
+pub use database::SEED_PASSWORD;
+pub use websocket::WsClient;

@@ -1,0 +1,111 @@
+//! A WebSocket client as a dashboard would use it: connect with a token,
+//! read JSON frames, subscribe to topics. Frames read while looking for a
+//! particular one are kept, so no frame is lost to the order of arrival.
+
+use std::collections::VecDeque;
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use futures::{SinkExt, StreamExt};
+use serde_json::{Value, json};
+use tokio::net::TcpStream;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
+
+pub struct WsClient {
+    socket: WebSocketStream<MaybeTlsStream<TcpStream>>,
+    /// Frames read but not yet handed out.
+    pending: VecDeque<Value>,
+}
+
+impl WsClient {
+    pub async fn connect(url: &str) -> anyhow::Result<Self> {
+        let (socket, _response) = tokio::time::timeout(Duration::from_secs(5), tokio_tungstenite::connect_async(url))
+            .await
+            .context("WebSocket handshake timed out")?
+            .context("WebSocket handshake")?;
+        Ok(Self {
+            socket,
+            pending: VecDeque::new(),
+        })
+    }
+
+    /// Sends one client frame as JSON text.
+    pub async fn send_json(&mut self, frame: &Value) -> anyhow::Result<()> {
+        self.socket
+            .send(Message::text(frame.to_string()))
+            .await
+            .context("sending a frame")
+    }
+
+    /// The next server frame, waiting at most `within`.
+    pub async fn next_frame(&mut self, within: Duration) -> anyhow::Result<Value> {
+        if let Some(frame) = self.pending.pop_front() {
+            return Ok(frame);
+        }
+        self.read(within).await
+    }
+
+    /// The first frame (buffered or new) that `wanted` accepts; the others
+    /// stay buffered for later calls. Fails after `within`.
+    pub async fn next_matching(&mut self, within: Duration, wanted: impl Fn(&Value) -> bool) -> anyhow::Result<Value> {
+        if let Some(i) = self.pending.iter().position(&wanted) {
+            return self.pending.remove(i).context("buffered frame vanished");
+        }
+        let deadline = tokio::time::Instant::now() + within;
+        loop {
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            let frame = self.read(left).await.with_context(|| {
+                format!(
+                    "no matching frame within {within:?}; frames seen meanwhile: {:?}",
+                    self.pending
+                )
+            })?;
+            if wanted(&frame) {
+                return Ok(frame);
+            }
+            self.pending.push_back(frame);
+        }
+    }
+
+    /// The next frame whose `event_type` is `event_type`.
+    pub async fn next_event(&mut self, event_type: &str, within: Duration) -> anyhow::Result<Value> {
+        self.next_matching(within, |f| f["event_type"] == event_type).await
+    }
+
+    /// Sends `subscribe` and returns the `subscribed` reply.
+    pub async fn subscribe(&mut self, topics: &[String]) -> anyhow::Result<Value> {
+        self.send_json(&json!({ "event_type": "subscribe", "data": { "topics": topics } }))
+            .await?;
+        self.next_event("subscribed", Duration::from_secs(5)).await
+    }
+
+    /// Closes the connection politely.
+    pub async fn close(mut self) {
+        let _ = tokio::time::timeout(Duration::from_secs(2), self.socket.close(None)).await;
+    }
+
+    async fn read(&mut self, within: Duration) -> anyhow::Result<Value> {
+        let deadline = tokio::time::Instant::now() + within;
+        loop {
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            let message = match tokio::time::timeout(left, self.socket.next()).await {
+                Err(_) => bail!("no frame within {within:?}"),
+                Ok(None) => bail!("the server closed the connection"),
+                Ok(Some(message)) => message.context("reading a frame")?,
+            };
+            match message {
+                Message::Text(text) => {
+                    return serde_json::from_str(text.as_str()).with_context(|| format!("frame is not JSON: {text}"));
+                }
+                Message::Binary(bytes) => bail!("unexpected binary frame ({} bytes)", bytes.len()),
+                Message::Close(frame) => match frame {
+                    Some(f) => bail!("closed by the server: {} {}", u16::from(f.code), f.reason),
+                    None => bail!("closed by the server without a code"),
+                },
+                // Protocol pings are answered by tungstenite itself.
+                Message::Ping(_) | Message::Pong(_) | Message::Frame(_) => {}
+            }
+        }
+    }
+}
