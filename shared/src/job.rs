@@ -14,6 +14,9 @@ pub struct KindSpec {
     pub max_attempts: u32,
     /// Whether a running job of this kind may be cancelled (cooperatively).
     pub cancellable: bool,
+    /// Changes nothing, so running it twice is harmless: the worker skips the
+    /// separate "running" bookkeeping and records the outcome once.
+    pub read_only: bool,
 }
 
 const fn spec(name: &'static str, group: &'static str) -> KindSpec {
@@ -22,6 +25,7 @@ const fn spec(name: &'static str, group: &'static str) -> KindSpec {
         group,
         max_attempts: 5,
         cancellable: false,
+        read_only: false,
     }
 }
 
@@ -30,10 +34,12 @@ const fn spec(name: &'static str, group: &'static str) -> KindSpec {
 pub const KINDS: &[KindSpec] = &[
     KindSpec {
         cancellable: true,
+        read_only: true,
         ..spec("geo.nearest", "geo")
     },
     KindSpec {
         cancellable: true,
+        read_only: true,
         ..spec("geo.map_view", "geo")
     },
     KindSpec {

@@ -20,6 +20,7 @@ pub mod password;
 pub mod redis_conn;
 pub mod settings;
 pub mod shutdown;
+pub mod stats_cache;
 pub mod telemetry;
 pub mod time;
 pub mod topology;

@@ -135,9 +135,12 @@ impl Application {
             ctx.store.db.clone(),
             ctx.js.clone(),
             ctx.topology.clone(),
+            ctx.handlers.redis.clone(),
             settings.workers.relay_poll,
             shutdown.clone(),
         ));
+        loops.spawn(crate::timers::start(ctx.store.db.clone(), &settings.workers, shutdown.clone()));
+        loops.spawn(crate::retention::run(ctx.store.db.clone(), (&settings.workers).into(), shutdown.clone()));
         for (group, consumer) in consumers {
             let s = settings.workers.group(&group);
             tracing::info!(%group, concurrency = s.concurrency, "worker group started");

@@ -88,6 +88,39 @@ impl JobStore {
         Ok(row.map(JobRow::into_record))
     }
 
+    /// Records a read-only job's whole run in one statement (created, started
+    /// and finished), then makes it visible. A row already terminal is left alone.
+    pub async fn record_read_only(&self, job: &JobEnvelope, record: &JobRecord) -> Result<(), StoreError> {
+        let finished = record.status.is_terminal().then(Utc::now);
+        sqlx::query(
+            "INSERT INTO jobs (job_id, kind, status, attempts, max_attempts, submitted_by, request_id, payload_summary,
+                               result, error, created_at, started_at, finished_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)
+             ON CONFLICT (job_id) DO UPDATE
+                SET status = EXCLUDED.status, attempts = EXCLUDED.attempts, result = EXCLUDED.result,
+                    error = EXCLUDED.error, started_at = COALESCE(jobs.started_at, EXCLUDED.started_at),
+                    finished_at = EXCLUDED.finished_at
+              WHERE jobs.status NOT IN ('succeeded', 'failed', 'dead', 'cancelled')",
+        )
+        .bind(record.job_id)
+        .bind(&record.kind)
+        .bind(record.status)
+        .bind(record.attempts as i32)
+        .bind(record.max_attempts as i32)
+        .bind(record.submitted_by)
+        .bind(job.request_id.as_deref().map(|r| &r[..r.len().min(64)]))
+        .bind(&record.payload_summary)
+        .bind(record.result.as_ref().map(|r| json!(r)))
+        .bind(record.error.as_ref().map(|e| json!(e)))
+        .bind(record.created_at)
+        .bind(record.started_at)
+        .bind(finished)
+        .execute(&self.db)
+        .await?;
+        let record = JobRecord { finished_at: finished, ..record.clone() };
+        self.announce(&record).await
+    }
+
     /// Writes the outcome durably, then makes it visible (status and event).
     pub async fn finish(&self, record: &JobRecord) -> Result<(), StoreError> {
         let finished = record.status.is_terminal().then(Utc::now);

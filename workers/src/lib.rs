@@ -22,8 +22,10 @@ pub mod jobs;
 pub mod outcome;
 pub mod process;
 pub mod relay;
+pub mod retention;
 pub mod seed;
 pub mod settings;
+pub mod timers;
 
 pub use application::Application;
 pub use settings::WorkersSettings;

@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use async_nats::jetstream::{self, AckKind};
-use gad_shared::envelope::{JobEnvelope, headers};
+use gad_shared::envelope::{self, JobEnvelope, headers};
 use gad_shared::job::{JobError, JobRecord, JobStatus, kind_spec};
 use gad_shared::topology::Topology;
 use tracing::Instrument;
@@ -57,6 +57,12 @@ async fn run(
     deadline: Duration,
 ) -> Processed {
     let max_attempts = kind_spec(&job.kind).map(|s| s.max_attempts).unwrap_or(1);
+    if let Some(processed) = skip_if_cancelled(ctx, msg, &job, attempt).await {
+        return processed;
+    }
+    if kind_spec(&job.kind).is_some_and(|s| s.read_only) {
+        return run_read_only(ctx, msg, job, attempt, max_attempts, deadline).await;
+    }
     let started = match ctx.store.start(&job, max_attempts, attempt).await {
         Ok(Started::Running(record)) => record,
         Ok(Started::AlreadyFinished(done)) => {
@@ -114,6 +120,154 @@ async fn run(
     metrics::counter!("jobs_finished_total", "kind" => kind_label(&job.kind), "status" => status.as_str()).increment(1);
     acknowledge(msg, ack).await;
     Processed::Settled(status)
+}
+
+/// A read-only job (a PostGIS query): no separate "running" row or
+/// announcement, one durable write with the outcome. Bookkeeping would cost
+/// more round trips than the query itself, and a rerun changes nothing.
+async fn run_read_only(
+    ctx: &WorkerContext,
+    msg: &jetstream::Message,
+    job: JobEnvelope,
+    attempt: u32,
+    max_attempts: u32,
+    deadline: Duration,
+) -> Processed {
+    let started_at = chrono::Utc::now();
+    let outcome = match tokio::time::timeout(deadline, jobs::run(&ctx.handlers, &job)).await {
+        Ok(Ok(r)) => Outcome::Succeeded(r),
+        Ok(Err(e)) => e.into_outcome(),
+        Err(_) => HandlerError::Deadline.into_outcome(),
+    };
+    let (status, ack) = settle(&outcome, attempt, max_attempts, ctx.policy);
+    let record = apply(
+        JobRecord {
+            job_id: job.job_id,
+            kind: job.kind.clone(),
+            status,
+            attempts: attempt,
+            max_attempts,
+            submitted_by: job.submitted_by,
+            payload_summary: crate::job_store::redact(&job.payload),
+            result: None,
+            error: None,
+            created_at: job.submitted_at,
+            started_at: Some(started_at),
+            finished_at: None,
+        },
+        status,
+        &outcome,
+    );
+    if status == JobStatus::Dead {
+        let error = record.error.clone().unwrap_or_else(|| job_error("dead", "retries exhausted"));
+        let id = job.job_id.to_string();
+        if let Err(e) = dead_letter::write(&ctx.js, &ctx.topology, msg, Some(&id), Some(&job.kind), attempt, &error).await {
+            tracing::error!(error = %e, "dead-letter write failed; job stays in the queue");
+            acknowledge(msg, Ack::Nak(ctx.policy.cap)).await;
+            return Processed::Retried;
+        }
+    }
+    if let Err(e) = ctx.store.record_read_only(&job, &record).await {
+        tracing::warn!(error = %e, "cannot record job outcome; will retry");
+        acknowledge(msg, Ack::Nak(full_jitter(attempt, ctx.policy.base, ctx.policy.cap))).await;
+        return Processed::Retried;
+    }
+    metrics::counter!("jobs_finished_total", "kind" => kind_label(&job.kind), "status" => status.as_str()).increment(1);
+    acknowledge(msg, ack).await;
+    Processed::Settled(status)
+}
+
+/// A job cancelled while queued (status `cancelled` in the bucket) is
+/// acknowledged without running. Ingress commits the cancelled row before it
+/// swaps the bucket, so the row is normally written already; it is written
+/// here too (only from `queued` or absent, the same rule ingress follows), so
+/// the outcome is durable however the status got into the bucket. A row a
+/// worker already marked `running` keeps the job alive.
+async fn skip_if_cancelled(
+    ctx: &WorkerContext,
+    msg: &jetstream::Message,
+    job: &JobEnvelope,
+    attempt: u32,
+) -> Option<Processed> {
+    let record = match ctx.store.status.get(job.job_id.to_string()).await {
+        Ok(Some(bytes)) => envelope::decode::<JobRecord>(&bytes, None).ok()?,
+        Ok(None) => return None,
+        Err(e) => {
+            // The row still stops a cancelled job: `start` skips terminal rows.
+            tracing::warn!(error = %e, "job status unreadable; the jobs row decides");
+            return None;
+        }
+    };
+    if record.status != JobStatus::Cancelled {
+        return None;
+    }
+    match record_cancelled(ctx, job, &record).await {
+        Ok(CancelRow::Written) => {
+            tracing::info!("job cancelled while queued; acknowledged without running");
+            if let Err(e) = ctx.store.announce(&record).await {
+                tracing::warn!(error = %e, "cancellation not announced");
+            }
+            acknowledge(msg, Ack::Ack).await;
+            Some(Processed::Settled(JobStatus::Cancelled))
+        }
+        Ok(CancelRow::AlreadyCancelled) => {
+            acknowledge(msg, Ack::Ack).await;
+            Some(Processed::Skipped)
+        }
+        Ok(CancelRow::Live) => None,
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot record the cancellation; will retry");
+            acknowledge(msg, Ack::Nak(full_jitter(attempt, ctx.policy.base, ctx.policy.cap))).await;
+            Some(Processed::Retried)
+        }
+    }
+}
+
+enum CancelRow {
+    /// This worker wrote the row as cancelled.
+    Written,
+    AlreadyCancelled,
+    /// The row is in another status (a worker started it): the job goes on.
+    Live,
+}
+
+async fn record_cancelled(
+    ctx: &WorkerContext,
+    job: &JobEnvelope,
+    record: &JobRecord,
+) -> Result<CancelRow, sqlx::Error> {
+    let written: Option<uuid::Uuid> = sqlx::query_scalar(
+        "INSERT INTO jobs (job_id, kind, status, attempts, max_attempts, submitted_by, request_id, payload_summary,
+                           error, created_at, finished_at)
+         VALUES ($1, $2, 'cancelled', $3, $4, $5, $6, $7, $8, $9, COALESCE($10, now()))
+         ON CONFLICT (job_id) DO UPDATE SET status = 'cancelled', error = EXCLUDED.error, finished_at = EXCLUDED.finished_at
+          WHERE jobs.status = 'queued'
+         RETURNING job_id",
+    )
+    .bind(job.job_id)
+    .bind(&job.kind)
+    .bind(record.attempts as i32)
+    .bind(record.max_attempts.max(1) as i32)
+    .bind(job.submitted_by)
+    .bind(job.request_id.as_ref().map(|r| r.chars().take(64).collect::<String>()))
+    .bind(&record.payload_summary)
+    .bind(record.error.as_ref().map(|e| serde_json::json!(e)))
+    .bind(job.submitted_at)
+    .bind(record.finished_at)
+    .fetch_optional(&ctx.store.db)
+    .await?;
+    if written.is_some() {
+        return Ok(CancelRow::Written);
+    }
+    let status: Option<JobStatus> = sqlx::query_scalar("SELECT status FROM jobs WHERE job_id = $1")
+        .bind(job.job_id)
+        .fetch_optional(&ctx.store.db)
+        .await?;
+    Ok(if status == Some(JobStatus::Cancelled) {
+        CancelRow::AlreadyCancelled
+    } else {
+        CancelRow::Live
+    })
 }
 
 fn apply(mut record: JobRecord, status: JobStatus, outcome: &Outcome) -> JobRecord {

@@ -2,11 +2,18 @@
 //! in id order and marks them published. One relay per database holds a
 //! session advisory lock; the others wait to take over if it dies. It wakes on
 //! the `NOTIFY` the outbox writes at commit, and polls as a fallback.
+//!
+//! After a batch is published, the stats-cache version of every usuario named
+//! by a task event's `user.{id}` topics is bumped (`gad_shared::stats_cache`),
+//! so no cached figure outlives the change it missed. Redis is soft here: a
+//! failed bump is logged and the relay goes on.
 
 use std::time::Duration;
 
 use async_nats::jetstream;
 use chrono::{DateTime, Utc};
+use gad_shared::redis_conn::Redis;
+use gad_shared::stats_cache;
 use gad_shared::topology::Topology;
 use sqlx::postgres::PgListener;
 use sqlx::{Acquire, PgPool};
@@ -41,9 +48,16 @@ struct Row {
     created_at: DateTime<Utc>,
 }
 
-pub async fn run(db: PgPool, js: jetstream::Context, topology: Topology, poll: Duration, cancel: CancellationToken) {
+pub async fn run(
+    db: PgPool,
+    js: jetstream::Context,
+    topology: Topology,
+    redis: Redis,
+    poll: Duration,
+    cancel: CancellationToken,
+) {
     while !cancel.is_cancelled() {
-        if let Err(e) = lead(&db, &js, &topology, poll, &cancel).await {
+        if let Err(e) = lead(&db, &js, &topology, &redis, poll, &cancel).await {
             tracing::warn!(error = %e, "outbox relay interrupted; retrying");
         }
         tokio::select! {
@@ -58,12 +72,16 @@ async fn lead(
     db: &PgPool,
     js: &jetstream::Context,
     topology: &Topology,
+    redis: &Redis,
     poll: Duration,
     cancel: &CancellationToken,
 ) -> Result<(), RelayError> {
     // A connection of its own: the session lock lives as long as it does.
     let mut leader = db.acquire().await?.detach();
-    let got: bool = sqlx::query_scalar("SELECT pg_try_advisory_lock($1)").bind(LEADER_LOCK).fetch_one(&mut leader).await?;
+    let got: bool = sqlx::query_scalar("SELECT pg_try_advisory_lock($1)")
+        .bind(LEADER_LOCK)
+        .fetch_one(&mut leader)
+        .await?;
     if !got {
         return Ok(());
     }
@@ -71,7 +89,7 @@ async fn lead(
     let mut listener = PgListener::connect_with(db).await?;
     listener.listen(NOTIFY_CHANNEL).await?;
     loop {
-        while publish_batch(&mut leader, js, topology).await? == BATCH as usize {}
+        while publish_batch(&mut leader, js, topology, redis).await? == BATCH as usize {}
         tokio::select! {
             _ = cancel.cancelled() => return Ok(()),
             n = tokio::time::timeout(poll, listener.recv()) => {
@@ -87,6 +105,7 @@ async fn publish_batch(
     conn: &mut sqlx::PgConnection,
     js: &jetstream::Context,
     topology: &Topology,
+    redis: &Redis,
 ) -> Result<usize, RelayError> {
     let rows: Vec<Row> = sqlx::query_as(
         "SELECT id, event_id, event_type, topics, payload, created_at FROM outbox_events
@@ -132,10 +151,30 @@ async fn publish_batch(
         .execute(&mut *tx)
         .await?;
     tx.commit().await?;
+    bump_stats(redis, &rows[..published.len()]).await;
     match failure {
         // Rows after the failure stay unpublished and go out, in order, next round;
         // a duplicate of one that did arrive is dropped by its message id.
         Some(e) => Err(e.into()),
         None => Ok(rows.len()),
+    }
+}
+
+/// Invalidates the cached stats of every usuario a published task event names.
+async fn bump_stats(redis: &Redis, published: &[Row]) {
+    let users: std::collections::BTreeSet<i64> = published
+        .iter()
+        .filter(|r| stats_cache::is_task_event(&r.event_type))
+        .flat_map(|r| stats_cache::users_in_topics(&r.topics))
+        .collect();
+    if users.is_empty() {
+        return;
+    }
+    let Some(mut conn) = redis.conn().await else {
+        tracing::warn!(users = users.len(), "redis unreachable; stats caches not invalidated");
+        return;
+    };
+    if let Err(e) = stats_cache::bump(&mut conn, &users).await {
+        tracing::warn!(error = %e, users = users.len(), "stats caches not invalidated");
     }
 }

@@ -48,6 +48,28 @@ pub struct WorkersSection {
     /// Fallback poll of the outbox relay (it is woken by NOTIFY at commit).
     #[serde(with = "humantime_serde")]
     pub relay_poll: Duration,
+    /// Period of the retention purge (old terminal jobs, notifications, audit
+    /// rows past `retention_until`, published outbox rows).
+    #[serde(with = "humantime_serde")]
+    pub retention_interval: Duration,
+    /// `JOBS_RETENTION_DAYS` (`GAD_WORKERS__JOBS_RETENTION_DAYS`): terminal
+    /// `jobs` rows older than this are purged.
+    pub jobs_retention_days: u32,
+    /// Rows the purge deletes per statement, so no statement holds locks long.
+    pub retention_batch: u32,
+    /// Period of the timers loop (emergency ack timeouts, re-notifications,
+    /// coalesced location events).
+    #[serde(with = "humantime_serde")]
+    pub timers_interval: Duration,
+    /// `EMERGENCY_ACK_TIMEOUT`: an emergency asignación unanswered this long is
+    /// re-dispatched; the unit is reminded once at half of it.
+    #[serde(with = "humantime_serde")]
+    pub emergency_ack_timeout: Duration,
+    /// `EMERGENCY_MAX_RADIUS_M`: dispatch only units this close; `None` = any distance.
+    pub emergency_max_radius_m: Option<f64>,
+    /// `EMERGENCY_MAX_POSITION_AGE`: skip units whose position is older; `None` = off.
+    #[serde(with = "humantime_serde")]
+    pub emergency_max_position_age: Option<Duration>,
 }
 
 #[derive(Debug, Clone, Copy, Deserialize)]
@@ -89,6 +111,13 @@ impl Default for WorkersSection {
             shutdown_grace: Duration::from_secs(25),
             migrate_on_start: true,
             relay_poll: Duration::from_millis(500),
+            retention_interval: Duration::from_secs(600),
+            jobs_retention_days: 30,
+            retention_batch: 1000,
+            timers_interval: Duration::from_secs(1),
+            emergency_ack_timeout: Duration::from_secs(300),
+            emergency_max_radius_m: None,
+            emergency_max_position_age: None,
         }
     }
 }
