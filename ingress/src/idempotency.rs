@@ -74,8 +74,17 @@ pub fn request_hash(kind: &str, payload: &serde_json::Value) -> String {
     hex::encode(h.finalize())
 }
 
-pub async fn claim(bucket: &kv::Store, user_id: i64, key: &str, job_id: Uuid, request_hash: &str) -> Result<Claim, ApiError> {
-    let entry = Entry { job_id, request_hash: request_hash.to_string() };
+pub async fn claim(
+    bucket: &kv::Store,
+    user_id: i64,
+    key: &str,
+    job_id: Uuid,
+    request_hash: &str,
+) -> Result<Claim, ApiError> {
+    let entry = Entry {
+        job_id,
+        request_hash: request_hash.to_string(),
+    };
     let value = serde_json::to_vec(&entry).map_err(ApiError::internal)?;
     let bkey = bucket_key(user_id, key);
     match bucket.create(&bkey, value.into()).await {

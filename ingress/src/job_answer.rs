@@ -13,10 +13,10 @@ use gad_shared::job::{JobRecord, JobStatus};
 
 use crate::idempotency::{self, Claim};
 use crate::prefer::Prefer;
-use crate::waiters::Waiter;
-use uuid::Uuid;
 use crate::state::AppState;
 use crate::submit::{self, NewJob, SubmitError};
+use crate::waiters::Waiter;
+use uuid::Uuid;
 
 impl From<SubmitError> for ApiError {
     fn from(e: SubmitError) -> Self {
@@ -42,7 +42,10 @@ pub async fn submit_and_answer(
     let job_id = job.job_id;
     let key = idempotency::current_key();
     if let Some(key) = &key {
-        let bucket = state.nats.idempotency_bucket().ok_or_else(|| ApiError::dependency_unavailable("nats"))?;
+        let bucket = state
+            .nats
+            .idempotency_bucket()
+            .ok_or_else(|| ApiError::dependency_unavailable("nats"))?;
         let hash = idempotency::request_hash(job.kind, &job.payload);
         if let Claim::Existing(original) = idempotency::claim(bucket, caller.user_id, key, job_id, &hash).await? {
             return Ok(answer_existing(state, original, prefer).await);

@@ -126,7 +126,10 @@ pub struct Fields<'a> {
 
 impl<'a> Fields<'a> {
     pub fn new(raw: &'a serde_json::Map<String, serde_json::Value>) -> Self {
-        Self { raw, errors: Vec::new() }
+        Self {
+            raw,
+            errors: Vec::new(),
+        }
     }
 
     pub fn has(&self, field: &str) -> bool {
@@ -135,7 +138,8 @@ impl<'a> Fields<'a> {
 
     fn missing(&mut self, field: &str, required: bool) {
         if required {
-            self.errors.push(FieldError::new(field, "required", format!("{field} is required")));
+            self.errors
+                .push(FieldError::new(field, "required", format!("{field} is required")));
         }
     }
 
@@ -154,7 +158,11 @@ impl<'a> Fields<'a> {
                 let t = s.trim();
                 let n = t.chars().count();
                 if n < min || n > max {
-                    self.fail(field, "invalid_length", format!("{field} must have {min} to {max} characters"));
+                    self.fail(
+                        field,
+                        "invalid_length",
+                        format!("{field} must have {min} to {max} characters"),
+                    );
                     None
                 } else {
                     Some(t.to_string())
@@ -196,7 +204,11 @@ impl<'a> Fields<'a> {
             Some(v) => match v.as_f64() {
                 Some(n) if n.is_finite() && (min..=max).contains(&n) => Some(n),
                 Some(_) => {
-                    self.fail(field, "out_of_range", format!("{field} must be between {min} and {max}"));
+                    self.fail(
+                        field,
+                        "out_of_range",
+                        format!("{field} must be between {min} and {max}"),
+                    );
                     None
                 }
                 None => {
@@ -217,7 +229,11 @@ impl<'a> Fields<'a> {
             Some(v) => match v.as_i64() {
                 Some(n) if (min..=max).contains(&n) => Some(n),
                 Some(_) => {
-                    self.fail(field, "out_of_range", format!("{field} must be between {min} and {max}"));
+                    self.fail(
+                        field,
+                        "out_of_range",
+                        format!("{field} must be between {min} and {max}"),
+                    );
                     None
                 }
                 None => {
@@ -248,7 +264,11 @@ impl<'a> Fields<'a> {
         if allowed.contains(&v.as_str()) {
             Some(v)
         } else {
-            self.fail(field, "invalid_choice", format!("{field} must be one of {}", allowed.join(", ")));
+            self.fail(
+                field,
+                "invalid_choice",
+                format!("{field} must be one of {}", allowed.join(", ")),
+            );
             None
         }
     }
@@ -263,7 +283,11 @@ impl<'a> Fields<'a> {
                 None
             }
             Err(_) => {
-                self.fail(field, "invalid_timestamp", format!("{field} must be an RFC 3339 timestamp"));
+                self.fail(
+                    field,
+                    "invalid_timestamp",
+                    format!("{field} must be an RFC 3339 timestamp"),
+                );
                 None
             }
         }
@@ -278,11 +302,17 @@ impl<'a> Fields<'a> {
             }
             Some(serde_json::Value::Array(items)) => {
                 let ids: Option<Vec<i64>> = items.iter().map(|v| v.as_i64().filter(|n| *n > 0)).collect();
-                let distinct = ids.as_ref().map(|v| v.iter().collect::<std::collections::HashSet<_>>().len());
+                let distinct = ids
+                    .as_ref()
+                    .map(|v| v.iter().collect::<std::collections::HashSet<_>>().len());
                 match (ids, distinct) {
                     (Some(v), Some(d)) if !v.is_empty() && v.len() <= max && d == v.len() => Some(v),
                     _ => {
-                        self.fail(field, "invalid_ids", format!("{field} must be 1 to {max} distinct positive ids"));
+                        self.fail(
+                            field,
+                            "invalid_ids",
+                            format!("{field} must be 1 to {max} distinct positive ids"),
+                        );
                         None
                     }
                 }
@@ -296,7 +326,11 @@ impl<'a> Fields<'a> {
 
     /// Turns collected errors into the 422, or passes.
     pub fn finish(self) -> Result<(), gad_shared::http_error::ApiError> {
-        if self.errors.is_empty() { Ok(()) } else { Err(gad_shared::http_error::ApiError::validation(self.errors)) }
+        if self.errors.is_empty() {
+            Ok(())
+        } else {
+            Err(gad_shared::http_error::ApiError::validation(self.errors))
+        }
     }
 }
 

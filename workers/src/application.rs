@@ -76,8 +76,10 @@ impl Application {
             .get_key_value(topology.job_status_bucket())
             .await
             .map_err(|e| StartError::Nats(e.into()))?;
-        let revocation =
-            js.get_key_value(topology.revocation_bucket()).await.map_err(|e| StartError::Nats(e.into()))?;
+        let revocation = js
+            .get_key_value(topology.revocation_bucket())
+            .await
+            .map_err(|e| StartError::Nats(e.into()))?;
         let ctx = WorkerContext {
             store: JobStore {
                 db: db.clone(),
@@ -85,7 +87,12 @@ impl Application {
                 js: js.clone(),
                 topology: topology.clone(),
             },
-            handlers: HandlerContext { db: db.clone(), knn_db, redis: Redis::new(&settings.redis), revocation },
+            handlers: HandlerContext {
+                db: db.clone(),
+                knn_db,
+                redis: Redis::new(&settings.redis),
+                revocation,
+            },
             js,
             topology,
             policy: RetryPolicy {
@@ -139,8 +146,16 @@ impl Application {
             settings.workers.relay_poll,
             shutdown.clone(),
         ));
-        loops.spawn(crate::timers::start(ctx.store.db.clone(), &settings.workers, shutdown.clone()));
-        loops.spawn(crate::retention::run(ctx.store.db.clone(), (&settings.workers).into(), shutdown.clone()));
+        loops.spawn(crate::timers::start(
+            ctx.store.db.clone(),
+            &settings.workers,
+            shutdown.clone(),
+        ));
+        loops.spawn(crate::retention::run(
+            ctx.store.db.clone(),
+            (&settings.workers).into(),
+            shutdown.clone(),
+        ));
         for (group, consumer) in consumers {
             let s = settings.workers.group(&group);
             tracing::info!(%group, concurrency = s.concurrency, "worker group started");

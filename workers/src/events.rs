@@ -59,7 +59,14 @@ pub async fn publish_event(
     topics: &[String],
     ttl: Option<Duration>,
 ) -> Result<(), EventError> {
-    let event = Event { event_id: Uuid::now_v7(), event_type, data, timestamp: Utc::now(), topics, ttl };
+    let event = Event {
+        event_id: Uuid::now_v7(),
+        event_type,
+        data,
+        timestamp: Utc::now(),
+        topics,
+        ttl,
+    };
     let (subject, msg) = message(topology, event)?;
     js.send_publish(subject, msg).await?.await?;
     Ok(())

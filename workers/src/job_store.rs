@@ -117,7 +117,10 @@ impl JobStore {
         .bind(finished)
         .execute(&self.db)
         .await?;
-        let record = JobRecord { finished_at: finished, ..record.clone() };
+        let record = JobRecord {
+            finished_at: finished,
+            ..record.clone()
+        };
         self.announce(&record).await
     }
 

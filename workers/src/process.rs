@@ -159,9 +159,14 @@ async fn run_read_only(
         &outcome,
     );
     if status == JobStatus::Dead {
-        let error = record.error.clone().unwrap_or_else(|| job_error("dead", "retries exhausted"));
+        let error = record
+            .error
+            .clone()
+            .unwrap_or_else(|| job_error("dead", "retries exhausted"));
         let id = job.job_id.to_string();
-        if let Err(e) = dead_letter::write(&ctx.js, &ctx.topology, msg, Some(&id), Some(&job.kind), attempt, &error).await {
+        if let Err(e) =
+            dead_letter::write(&ctx.js, &ctx.topology, msg, Some(&id), Some(&job.kind), attempt, &error).await
+        {
             tracing::error!(error = %e, "dead-letter write failed; job stays in the queue");
             acknowledge(msg, Ack::Nak(ctx.policy.cap)).await;
             return Processed::Retried;

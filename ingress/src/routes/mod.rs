@@ -1,12 +1,21 @@
 //! The public router.
 
+pub mod admin;
 pub mod auth;
+pub mod direct_audit;
 pub mod efectivos;
+pub mod emergency;
 pub mod geo;
 pub mod health;
 pub mod jobs;
+pub mod legacy;
+pub mod login;
+pub mod map;
+pub mod notifications;
 pub mod stats;
 pub mod tasks;
+pub mod telegram_link;
+pub mod user_jobs;
 pub mod users;
 
 use std::time::Duration;
@@ -36,9 +45,16 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/jobs/{id}", get(jobs::get_job))
         .merge(auth::router())
         .merge(users::router())
+        .merge(notifications::router())
+        .merge(telegram_link::router())
+        .merge(admin::router())
+        .merge(legacy::router())
         .merge(efectivos::router())
+        .merge(emergency::router())
+        .merge(map::router())
         .merge(tasks::router())
         .merge(stats::router())
+        .merge(jobs::router())
         .fallback(|| async { ApiError::not_found("route") })
         .method_not_allowed_fallback(|| async {
             ApiError::new(StatusCode::METHOD_NOT_ALLOWED, "bad_request", "method not allowed")

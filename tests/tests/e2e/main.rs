@@ -3,9 +3,21 @@
 //!
 //! Run with `cargo nextest run -p gad-e2e` after `deploy/services.sh up`.
 
+mod auth;
 mod bad_input;
 mod cleanup;
+mod custom_app;
+mod efectivos;
+mod emergency;
 mod error_shape;
+mod idempotency;
+mod jobs;
+mod map;
 mod modes;
 mod nats_down;
 mod nearest_oracle;
+mod relay;
+mod retention;
+mod stats;
+mod tasks;
+mod users;

@@ -30,5 +30,9 @@ pub async fn load(tx: &mut Tx<'_>, usuario_id: i64) -> Result<Option<Actor>, sql
     .bind(usuario_id)
     .fetch_optional(&mut **tx)
     .await?;
-    Ok(row.map(|(usuario_id, nivel, efectivo_id)| Actor { usuario_id, nivel, efectivo_id }))
+    Ok(row.map(|(usuario_id, nivel, efectivo_id)| Actor {
+        usuario_id,
+        nivel,
+        efectivo_id,
+    }))
 }

@@ -60,7 +60,10 @@ impl<'a> Entry<'a> {
 /// somehow reaches this point twice cannot write a second row (unique event_id).
 pub async fn record(tx: &mut Tx<'_>, e: Entry<'_>) -> Result<(), sqlx::Error> {
     let event_id = match e.job_id {
-        Some(job) => Uuid::new_v5(&job, format!("{}:{}:{}", e.action, e.resource_type, e.resource_id).as_bytes()),
+        Some(job) => Uuid::new_v5(
+            &job,
+            format!("{}:{}:{}", e.action, e.resource_type, e.resource_id).as_bytes(),
+        ),
         None => Uuid::now_v7(),
     };
     sqlx::query(

@@ -23,10 +23,12 @@ pub async fn lock(tx: &mut Tx<'_>, job_id: Uuid) -> Result<Option<JobResult>, sq
 
 /// Records success in the same transaction as the effects.
 pub async fn complete(tx: &mut Tx<'_>, job_id: Uuid, result: &JobResult) -> Result<(), sqlx::Error> {
-    sqlx::query("UPDATE jobs SET status = 'succeeded', result = $2, error = NULL, finished_at = now() WHERE job_id = $1")
-        .bind(job_id)
-        .bind(serde_json::json!(result))
-        .execute(&mut **tx)
-        .await?;
+    sqlx::query(
+        "UPDATE jobs SET status = 'succeeded', result = $2, error = NULL, finished_at = now() WHERE job_id = $1",
+    )
+    .bind(job_id)
+    .bind(serde_json::json!(result))
+    .execute(&mut **tx)
+    .await?;
     Ok(())
 }

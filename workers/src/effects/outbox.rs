@@ -28,7 +28,10 @@ pub async fn event(
     .bind(job_id)
     .execute(&mut **tx)
     .await?;
-    sqlx::query("SELECT pg_notify($1, '')").bind(NOTIFY_CHANNEL).execute(&mut **tx).await?;
+    sqlx::query("SELECT pg_notify($1, '')")
+        .bind(NOTIFY_CHANNEL)
+        .execute(&mut **tx)
+        .await?;
     Ok(event_id)
 }
 

@@ -24,7 +24,12 @@ pub enum HandlerError {
 
 impl HandlerError {
     pub fn rejected(http_status: u16, code: &str, message: impl Into<String>) -> Self {
-        HandlerError::Rejected(JobError { http_status, error: code.into(), message: message.into(), details: None })
+        HandlerError::Rejected(JobError {
+            http_status,
+            error: code.into(),
+            message: message.into(),
+            details: None,
+        })
     }
     pub fn not_found(what: &str) -> Self {
         Self::rejected(404, "not_found", format!("{what} not found"))
@@ -33,7 +38,12 @@ impl HandlerError {
         Self::rejected(403, "forbidden", "your role does not allow this")
     }
     pub fn conflict(code: &str, message: impl Into<String>, details: serde_json::Value) -> Self {
-        HandlerError::Rejected(JobError { http_status: 409, error: code.into(), message: message.into(), details: Some(details) })
+        HandlerError::Rejected(JobError {
+            http_status: 409,
+            error: code.into(),
+            message: message.into(),
+            details: Some(details),
+        })
     }
 }
 
@@ -82,13 +92,38 @@ pub fn constraint_violation(e: &sqlx::Error) -> Option<JobError> {
     let constraint = db.constraint().unwrap_or_default();
     let field = constraint_field(db.table().unwrap_or_default(), constraint);
     let (http_status, error, message, details) = match code.as_ref() {
-        "23505" => (409, "duplicate", format!("{field} already exists"), serde_json::json!({ "field": field })),
-        "23P01" => (409, "schedule_overlap", "overlaps another active task of the delegado".to_string(), serde_json::json!({})),
-        "23503" => (422, "validation_failed", format!("{field} does not exist"), fields(&field, "not_found")),
-        "23514" => (422, "validation_failed", format!("{field} is not valid"), fields(&field, "invalid")),
+        "23505" => (
+            409,
+            "duplicate",
+            format!("{field} already exists"),
+            serde_json::json!({ "field": field }),
+        ),
+        "23P01" => (
+            409,
+            "schedule_overlap",
+            "overlaps another active task of the delegado".to_string(),
+            serde_json::json!({}),
+        ),
+        "23503" => (
+            422,
+            "validation_failed",
+            format!("{field} does not exist"),
+            fields(&field, "not_found"),
+        ),
+        "23514" => (
+            422,
+            "validation_failed",
+            format!("{field} is not valid"),
+            fields(&field, "invalid"),
+        ),
         _ => return None,
     };
-    Some(JobError { http_status, error: error.into(), message, details: Some(details) })
+    Some(JobError {
+        http_status,
+        error: error.into(),
+        message,
+        details: Some(details),
+    })
 }
 
 fn fields(field: &str, code: &str) -> serde_json::Value {
@@ -140,7 +175,10 @@ mod tests {
     fn constraint_names_map_to_the_fields_they_guard() {
         assert_eq!(constraint_field("tareas", "uq_tareas_codigo"), "codigo");
         assert_eq!(constraint_field("usuarios", "ux_usuarios_email_lower"), "email");
-        assert_eq!(constraint_field("tareas", "tareas_delegado_usuario_id_fkey"), "delegado_usuario_id");
+        assert_eq!(
+            constraint_field("tareas", "tareas_delegado_usuario_id_fkey"),
+            "delegado_usuario_id"
+        );
         assert_eq!(constraint_field("tareas", "chk_titulo"), "titulo");
     }
 

@@ -42,8 +42,9 @@ pub(crate) struct Slot {
 /// The assignees of each tarea (indexed like `estados`), the first one being
 /// the unit whose usuario is the delegado.
 pub(crate) fn choose(rng: &mut ChaCha8Rng, estados: &[Estado], units: &[Unit]) -> Vec<Vec<Slot>> {
-    let mut held: Vec<usize> =
-        (0..units.len()).filter(|&u| units[u].disponibilidad == Disponibilidad::EnTarea).collect();
+    let mut held: Vec<usize> = (0..units.len())
+        .filter(|&u| units[u].disponibilidad == Disponibilidad::EnTarea)
+        .collect();
     held.shuffle(rng);
     let all: Vec<usize> = (0..units.len()).collect();
     let holding: Vec<usize> = (0..estados.len()).filter(|&t| estados[t].holds_units()).collect();
@@ -66,7 +67,11 @@ pub(crate) fn choose(rng: &mut ChaCha8Rng, estados: &[Estado], units: &[Unit]) -
     for (t, set) in sets.iter_mut().enumerate() {
         // Running and paused tareas draw extra hands only from units already
         // en_tarea: anyone else would be held without being en_tarea.
-        let pool = if estados[t].holds_units() && !held.is_empty() { &held } else { &all };
+        let pool = if estados[t].holds_units() && !held.is_empty() {
+            &held
+        } else {
+            &all
+        };
         if pool.is_empty() {
             continue;
         }
@@ -112,7 +117,11 @@ pub(crate) fn respondida_en(rng: &mut ChaCha8Rng, timeline: &Timeline, respuesta
         (None, Estado::Programada) => now,
         (None, _) => timeline.updated_at(),
     };
-    Some(super::shares::between(timeline.created_at, limit, rng.random_range(0.05..0.95)))
+    Some(super::shares::between(
+        timeline.created_at,
+        limit,
+        rng.random_range(0.05..0.95),
+    ))
 }
 
 #[cfg(test)]
@@ -128,12 +137,22 @@ mod tests {
         let estados = shares::shuffled(
             &mut shares::rng(1, Stream::Tasks),
             1_000,
-            &[(Estado::Programada, 40), (Estado::EnCurso, 20), (Estado::Pausada, 5), (Estado::Finalizada, 30), (Estado::Cancelada, 5)],
+            &[
+                (Estado::Programada, 40),
+                (Estado::EnCurso, 20),
+                (Estado::Pausada, 5),
+                (Estado::Finalizada, 30),
+                (Estado::Cancelada, 5),
+            ],
         );
         let sets = choose(&mut shares::rng(1, Stream::Assign), &estados, &staff.units);
         let mut holds = vec![false; staff.units.len()];
         for (t, set) in sets.iter().enumerate() {
-            assert!((1..=MAX_ASSIGNEES).contains(&set.len()), "tarea {t} has {} assignees", set.len());
+            assert!(
+                (1..=MAX_ASSIGNEES).contains(&set.len()),
+                "tarea {t} has {} assignees",
+                set.len()
+            );
             if estados[t].holds_units() {
                 for s in set {
                     assert_eq!(staff.units[s.unit].disponibilidad, Disponibilidad::EnTarea);

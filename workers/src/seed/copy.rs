@@ -21,7 +21,10 @@ pub(crate) struct CopyRows {
 
 impl CopyRows {
     pub fn new() -> Self {
-        Self { at_row_start: true, ..Self::default() }
+        Self {
+            at_row_start: true,
+            ..Self::default()
+        }
     }
 
     fn separator(&mut self) {
@@ -101,7 +104,9 @@ impl CopyRows {
 
 /// Runs `COPY <target> FROM STDIN` with `rows` and returns the rows copied.
 pub(crate) async fn copy_in(conn: &mut PgConnection, target: &str, rows: &CopyRows) -> Result<u64, sqlx::Error> {
-    let mut copy = conn.copy_in_raw(&format!("COPY {target} FROM STDIN (FORMAT text)")).await?;
+    let mut copy = conn
+        .copy_in_raw(&format!("COPY {target} FROM STDIN (FORMAT text)"))
+        .await?;
     for chunk in rows.buf.chunks(CHUNK) {
         if let Err(e) = copy.send(chunk).await {
             // Leave the connection usable: the server discards the partial COPY.
@@ -121,6 +126,9 @@ mod tests {
         let mut rows = CopyRows::new();
         rows.text("a\tb\\c\nd").null().value(42).opt_text(None).time(0);
         rows.end_row();
-        assert_eq!(String::from_utf8_lossy(&rows.buf), "a\\tb\\\\c\\nd\t\\N\t42\t\\N\t1970-01-01 00:00:00+00\n");
+        assert_eq!(
+            String::from_utf8_lossy(&rows.buf),
+            "a\\tb\\\\c\\nd\t\\N\t42\t\\N\t1970-01-01 00:00:00+00\n"
+        );
     }
 }

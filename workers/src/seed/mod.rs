@@ -47,8 +47,18 @@ pub(crate) struct Sizes {
 impl Profile {
     pub(crate) const fn sizes(self) -> Sizes {
         match self {
-            Profile::Dev => Sizes { admins: 3, supervisors: 20, efectivos: 1_000, tareas: 1_000 },
-            Profile::Bench => Sizes { admins: 5, supervisors: 500, efectivos: 100_000, tareas: 100_000 },
+            Profile::Dev => Sizes {
+                admins: 3,
+                supervisors: 20,
+                efectivos: 1_000,
+                tareas: 1_000,
+            },
+            Profile::Bench => Sizes {
+                admins: 5,
+                supervisors: 500,
+                efectivos: 100_000,
+                tareas: 100_000,
+            },
         }
     }
 }
@@ -90,7 +100,11 @@ pub struct SeedOptions {
 
 impl Default for SeedOptions {
     fn default() -> Self {
-        Self { profile: Profile::Dev, seed: 42, password: None }
+        Self {
+            profile: Profile::Dev,
+            seed: 42,
+            password: None,
+        }
     }
 }
 
@@ -206,7 +220,10 @@ mod tests {
 
     #[test]
     fn debug_output_hides_the_password() {
-        let opts = SeedOptions { password: Some("hunter2hunter2".into()), ..SeedOptions::default() };
+        let opts = SeedOptions {
+            password: Some("hunter2hunter2".into()),
+            ..SeedOptions::default()
+        };
         assert!(!format!("{opts:?}").contains("hunter2"));
     }
 }

@@ -9,16 +9,65 @@ use super::positions::{self, Point};
 use super::shares::{self, Stream};
 
 const NOMBRES: [&str; 24] = [
-    "María", "José", "Juan", "Ana", "Carlos", "Laura", "Luis", "Lucía", "Jorge", "Sofía", "Miguel", "Valentina",
-    "Pedro", "Camila", "Diego", "Florencia", "Pablo", "Martina", "Sergio", "Paula", "Javier", "Carmen", "Marcos",
+    "María",
+    "José",
+    "Juan",
+    "Ana",
+    "Carlos",
+    "Laura",
+    "Luis",
+    "Lucía",
+    "Jorge",
+    "Sofía",
+    "Miguel",
+    "Valentina",
+    "Pedro",
+    "Camila",
+    "Diego",
+    "Florencia",
+    "Pablo",
+    "Martina",
+    "Sergio",
+    "Paula",
+    "Javier",
+    "Carmen",
+    "Marcos",
     "Julieta",
 ];
 const APELLIDOS: [&str; 24] = [
-    "González", "Rodríguez", "Gómez", "Fernández", "López", "Díaz", "Martínez", "Pérez", "García", "Sánchez",
-    "Romero", "Sosa", "Torres", "Álvarez", "Ruiz", "Ramírez", "Flores", "Benítez", "Acosta", "Medina", "Herrera",
-    "Suárez", "Aguirre", "Giménez",
+    "González",
+    "Rodríguez",
+    "Gómez",
+    "Fernández",
+    "López",
+    "Díaz",
+    "Martínez",
+    "Pérez",
+    "García",
+    "Sánchez",
+    "Romero",
+    "Sosa",
+    "Torres",
+    "Álvarez",
+    "Ruiz",
+    "Ramírez",
+    "Flores",
+    "Benítez",
+    "Acosta",
+    "Medina",
+    "Herrera",
+    "Suárez",
+    "Aguirre",
+    "Giménez",
 ];
-const RANGOS: [&str; 6] = ["Agente", "Cabo", "Cabo primero", "Sargento", "Subinspector", "Inspector"];
+const RANGOS: [&str; 6] = [
+    "Agente",
+    "Cabo",
+    "Cabo primero",
+    "Sargento",
+    "Subinspector",
+    "Inspector",
+];
 const ESPECIALIDADES: [&str; 5] = ["Tránsito", "Motorizada", "Canes", "Investigaciones", "Prevención"];
 
 /// DNI blocks per role, fixed for every profile, so a given login keeps its DNI
@@ -131,8 +180,11 @@ pub(crate) fn generate(seed: u64, sizes: Sizes, now: i64) -> Staff {
     let mut rng = shares::rng(seed, Stream::People);
     let mut ids = shares::rng(seed, Stream::PeopleIds);
     let mut people = Vec::with_capacity(sizes.admins + sizes.supervisors + sizes.efectivos);
-    for (role, count) in [(Role::Admin, sizes.admins), (Role::Supervisor, sizes.supervisors), (Role::Efectivo, sizes.efectivos)]
-    {
+    for (role, count) in [
+        (Role::Admin, sizes.admins),
+        (Role::Supervisor, sizes.supervisors),
+        (Role::Efectivo, sizes.efectivos),
+    ] {
         for n in 1..=count {
             people.push(Person {
                 role,
@@ -146,7 +198,11 @@ pub(crate) fn generate(seed: u64, sizes: Sizes, now: i64) -> Staff {
     }
     let first_efectivo = sizes.admins + sizes.supervisors;
     let units = units(seed, sizes.efectivos, first_efectivo, now, &mut ids);
-    Staff { people, units, supervisors: sizes.admins..first_efectivo }
+    Staff {
+        people,
+        units,
+        supervisors: sizes.admins..first_efectivo,
+    }
 }
 
 fn units(seed: u64, count: usize, first_owner: usize, now: i64, ids: &mut rand_chacha::ChaCha8Rng) -> Vec<Unit> {
@@ -161,7 +217,11 @@ fn units(seed: u64, count: usize, first_owner: usize, now: i64, ids: &mut rand_c
             (Disponibilidad::NoDisponible, 5),
         ],
     );
-    let located = shares::shuffled(&mut rng, count, &[(true, 100 - SIN_UBICACION_PCT), (false, SIN_UBICACION_PCT)]);
+    let located = shares::shuffled(
+        &mut rng,
+        count,
+        &[(true, 100 - SIN_UBICACION_PCT), (false, SIN_UBICACION_PCT)],
+    );
     let located_count = located.iter().filter(|&&l| l).count();
     let mut points = positions::sample(&mut shares::rng(seed, Stream::Positions), located_count).into_iter();
 
@@ -179,7 +239,11 @@ fn units(seed: u64, count: usize, first_owner: usize, now: i64, ids: &mut rand_c
             codigo: format!("EF-{:06}", i + 1),
             rango: RANGOS.choose(&mut rng).copied().unwrap_or("Agente"),
             unidad: format!("Comisaría Vecinal {}", comisaria + 1),
-            especialidad: if rng.random_bool(0.4) { ESPECIALIDADES.choose(&mut rng).copied() } else { None },
+            especialidad: if rng.random_bool(0.4) {
+                ESPECIALIDADES.choose(&mut rng).copied()
+            } else {
+                None
+            },
             disponibilidad: disp,
             estado_desde: now - shares::secs(&mut rng, 600, 7 * 86_400),
             ubicacion_en: ubicacion.map(|_| now - shares::secs(&mut rng, 0, POSITION_MAX_AGE_S)),
@@ -208,7 +272,11 @@ mod tests {
         assert_eq!(staff.units[999].codigo, "EF-001000");
         let unlocated = staff.units.iter().filter(|u| u.ubicacion.is_none()).count();
         assert_eq!(unlocated, 20);
-        let en_tarea = staff.units.iter().filter(|u| u.disponibilidad == Disponibilidad::EnTarea).count();
+        let en_tarea = staff
+            .units
+            .iter()
+            .filter(|u| u.disponibilidad == Disponibilidad::EnTarea)
+            .count();
         assert_eq!(en_tarea, 250);
     }
 }

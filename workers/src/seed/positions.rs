@@ -27,7 +27,10 @@ pub(crate) struct Point {
 impl Point {
     fn rounded(lat: f64, lng: f64) -> Self {
         let r = |v: f64| (v * 1e6).round() / 1e6;
-        Self { lat: r(lat.clamp(LAT_MIN, LAT_MAX)), lng: r(lng.clamp(LNG_MIN, LNG_MAX)) }
+        Self {
+            lat: r(lat.clamp(LAT_MIN, LAT_MAX)),
+            lng: r(lng.clamp(LNG_MIN, LNG_MAX)),
+        }
     }
 
     /// EWKT, which a geography column accepts directly as COPY text input.
@@ -45,21 +48,81 @@ pub(crate) struct Hotspot {
 /// Fifteen fixed neighbourhood centres inside the box. Fixed, not drawn, so
 /// benchmarks always see the same density pattern.
 pub(crate) const HOTSPOTS: [Hotspot; 15] = [
-    Hotspot { name: "Microcentro", lat: -34.6037, lng: -58.3816 },
-    Hotspot { name: "Palermo", lat: -34.5889, lng: -58.4306 },
-    Hotspot { name: "Belgrano", lat: -34.5627, lng: -58.4565 },
-    Hotspot { name: "Recoleta", lat: -34.5875, lng: -58.3974 },
-    Hotspot { name: "San Telmo", lat: -34.6218, lng: -58.3714 },
-    Hotspot { name: "La Boca", lat: -34.6345, lng: -58.3631 },
-    Hotspot { name: "Caballito", lat: -34.6186, lng: -58.4420 },
-    Hotspot { name: "Flores", lat: -34.6280, lng: -58.4630 },
-    Hotspot { name: "Balvanera", lat: -34.6090, lng: -58.4050 },
-    Hotspot { name: "Villa Urquiza", lat: -34.5730, lng: -58.4870 },
-    Hotspot { name: "Mataderos", lat: -34.6590, lng: -58.5020 },
-    Hotspot { name: "Liniers", lat: -34.6420, lng: -58.5200 },
-    Hotspot { name: "Núñez", lat: -34.5440, lng: -58.4650 },
-    Hotspot { name: "Barracas", lat: -34.6450, lng: -58.3830 },
-    Hotspot { name: "Villa Lugano", lat: -34.6760, lng: -58.4730 },
+    Hotspot {
+        name: "Microcentro",
+        lat: -34.6037,
+        lng: -58.3816,
+    },
+    Hotspot {
+        name: "Palermo",
+        lat: -34.5889,
+        lng: -58.4306,
+    },
+    Hotspot {
+        name: "Belgrano",
+        lat: -34.5627,
+        lng: -58.4565,
+    },
+    Hotspot {
+        name: "Recoleta",
+        lat: -34.5875,
+        lng: -58.3974,
+    },
+    Hotspot {
+        name: "San Telmo",
+        lat: -34.6218,
+        lng: -58.3714,
+    },
+    Hotspot {
+        name: "La Boca",
+        lat: -34.6345,
+        lng: -58.3631,
+    },
+    Hotspot {
+        name: "Caballito",
+        lat: -34.6186,
+        lng: -58.4420,
+    },
+    Hotspot {
+        name: "Flores",
+        lat: -34.6280,
+        lng: -58.4630,
+    },
+    Hotspot {
+        name: "Balvanera",
+        lat: -34.6090,
+        lng: -58.4050,
+    },
+    Hotspot {
+        name: "Villa Urquiza",
+        lat: -34.5730,
+        lng: -58.4870,
+    },
+    Hotspot {
+        name: "Mataderos",
+        lat: -34.6590,
+        lng: -58.5020,
+    },
+    Hotspot {
+        name: "Liniers",
+        lat: -34.6420,
+        lng: -58.5200,
+    },
+    Hotspot {
+        name: "Núñez",
+        lat: -34.5440,
+        lng: -58.4650,
+    },
+    Hotspot {
+        name: "Barracas",
+        lat: -34.6450,
+        lng: -58.3830,
+    },
+    Hotspot {
+        name: "Villa Lugano",
+        lat: -34.6760,
+        lng: -58.4730,
+    },
 ];
 
 /// `count` points, exactly 70% clustered and 30% uniform, in random order.
@@ -119,7 +182,11 @@ mod tests {
     #[test]
     fn samples_stay_in_the_box_and_cluster() {
         let points = sample(&mut rng(42, Stream::Positions), 10_000);
-        assert!(points.iter().all(|p| (LAT_MIN..=LAT_MAX).contains(&p.lat) && (LNG_MIN..=LNG_MAX).contains(&p.lng)));
+        assert!(
+            points
+                .iter()
+                .all(|p| (LAT_MIN..=LAT_MAX).contains(&p.lat) && (LNG_MIN..=LNG_MAX).contains(&p.lng))
+        );
         // Within ~2 sigma of some hotspot: all clustered points bar ~5%, plus a
         // few uniform ones, so clearly more than the 70% share alone.
         let near = points

@@ -10,7 +10,13 @@ use super::tasks::Plan;
 pub(crate) fn usuarios(staff: &Staff) -> CopyRows {
     let mut rows = CopyRows::new();
     for (ord, p) in staff.people.iter().enumerate() {
-        rows.value(ord).value(p.uuid).text(&p.dni).text(p.nombre).text(p.apellido).text(&p.email).value(p.role.nivel());
+        rows.value(ord)
+            .value(p.uuid)
+            .text(&p.dni)
+            .text(p.nombre)
+            .text(p.apellido)
+            .text(&p.email)
+            .value(p.role.nivel());
         rows.end_row();
     }
     rows
@@ -73,7 +79,9 @@ pub(crate) fn tareas(staff: &Staff, plan: &Plan) -> CopyRows {
 pub(crate) fn asignaciones(staff: &Staff, plan: &Plan) -> CopyRows {
     let mut rows = CopyRows::new();
     for a in &plan.asignaciones {
-        let (Some(tarea), Some(unit)) = (plan.tareas.get(a.tarea), staff.units.get(a.unit)) else { continue };
+        let (Some(tarea), Some(unit)) = (plan.tareas.get(a.tarea), staff.units.get(a.unit)) else {
+            continue;
+        };
         rows.text(&tarea.codigo)
             .text(&unit.codigo)
             .text(dni(staff, a.asignado_por))
@@ -88,7 +96,9 @@ pub(crate) fn asignaciones(staff: &Staff, plan: &Plan) -> CopyRows {
 pub(crate) fn historial(staff: &Staff, plan: &Plan) -> CopyRows {
     let mut rows = CopyRows::new();
     for (ord, c) in plan.historial.iter().enumerate() {
-        let Some(tarea) = plan.tareas.get(c.tarea) else { continue };
+        let Some(tarea) = plan.tareas.get(c.tarea) else {
+            continue;
+        };
         rows.value(ord)
             .text(&tarea.codigo)
             .opt_text(c.from.map(|e| e.label()))

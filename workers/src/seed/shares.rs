@@ -37,7 +37,10 @@ pub(crate) fn exact_counts(total: usize, weights: &[u32]) -> Vec<usize> {
         return vec![0; weights.len()];
     }
     let total64 = total as u64;
-    let mut counts: Vec<usize> = weights.iter().map(|&w| (total64 * u64::from(w) / sum) as usize).collect();
+    let mut counts: Vec<usize> = weights
+        .iter()
+        .map(|&w| (total64 * u64::from(w) / sum) as usize)
+        .collect();
     let mut order: Vec<usize> = (0..weights.len()).collect();
     order.sort_by_key(|&i| std::cmp::Reverse(total64 * u64::from(weights[i]) % sum));
     let missing = total - counts.iter().sum::<usize>();
@@ -90,7 +93,10 @@ mod tests {
     #[test]
     fn exact_counts_match_the_spec_shares() {
         assert_eq!(exact_counts(1000, &[60, 25, 10, 5]), vec![600, 250, 100, 50]);
-        assert_eq!(exact_counts(100_000, &[40, 20, 5, 30, 5]), vec![40_000, 20_000, 5_000, 30_000, 5_000]);
+        assert_eq!(
+            exact_counts(100_000, &[40, 20, 5, 30, 5]),
+            vec![40_000, 20_000, 5_000, 30_000, 5_000]
+        );
         let six = exact_counts(1000, &[1; 6]);
         assert_eq!(six.iter().sum::<usize>(), 1000);
         assert!(six.iter().all(|&c| c == 166 || c == 167));

@@ -17,10 +17,18 @@ const CON_UBICACION_PCT: u32 = 90;
 /// Share of tareas with a planned end.
 const CON_FIN_PROGRAMADO: f64 = 0.7;
 
-const MOTIVOS_PAUSA: [&str; 4] =
-    ["Espera de apoyo", "Traslado de detenido", "Relevo de turno", "Condiciones climáticas"];
-const MOTIVOS_CANCELACION: [&str; 4] =
-    ["Cancelada por el supervisor", "Tarea duplicada", "Falta de recursos", "Objetivo reasignado a otra unidad"];
+const MOTIVOS_PAUSA: [&str; 4] = [
+    "Espera de apoyo",
+    "Traslado de detenido",
+    "Relevo de turno",
+    "Condiciones climáticas",
+];
+const MOTIVOS_CANCELACION: [&str; 4] = [
+    "Cancelada por el supervisor",
+    "Tarea duplicada",
+    "Falta de recursos",
+    "Objetivo reasignado a otra unidad",
+];
 
 /// Every tipo but `emergencia`, which only emergency dispatch creates.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -114,7 +122,13 @@ pub(crate) fn generate(seed: u64, count: usize, staff: &mut Staff, now: i64) -> 
     let estados = shares::shuffled(
         &mut rng,
         count,
-        &[(Estado::Programada, 40), (Estado::EnCurso, 20), (Estado::Pausada, 5), (Estado::Finalizada, 30), (Estado::Cancelada, 5)],
+        &[
+            (Estado::Programada, 40),
+            (Estado::EnCurso, 20),
+            (Estado::Pausada, 5),
+            (Estado::Finalizada, 30),
+            (Estado::Cancelada, 5),
+        ],
     );
     let prioridades = shares::shuffled(&mut rng, count, &[(1i16, 20), (2, 35), (3, 25), (4, 12), (5, 8)]);
     let tipos = shares::shuffled(
@@ -129,7 +143,11 @@ pub(crate) fn generate(seed: u64, count: usize, staff: &mut Staff, now: i64) -> 
             (Tipo::Entrenamiento, 1),
         ],
     );
-    let located = shares::shuffled(&mut rng, count, &[(true, CON_UBICACION_PCT), (false, 100 - CON_UBICACION_PCT)]);
+    let located = shares::shuffled(
+        &mut rng,
+        count,
+        &[(true, CON_UBICACION_PCT), (false, 100 - CON_UBICACION_PCT)],
+    );
     let located_count = located.iter().filter(|&&l| l).count();
     let mut points = positions::sample(&mut shares::rng(seed, Stream::TaskPositions), located_count).into_iter();
     let sets = assign::choose(&mut assign_rng, &estados, &staff.units);
@@ -191,7 +209,14 @@ pub(crate) fn generate(seed: u64, count: usize, staff: &mut Staff, now: i64) -> 
                 Action::Pause => (delegado, MOTIVOS_PAUSA.choose(&mut rng).copied()),
                 Action::Start | Action::Resume | Action::Finish => (delegado, None),
             };
-            plan.historial.push(Cambio { tarea: tarea_index, from: step.from, to: step.to, usuario, motivo, at: step.at });
+            plan.historial.push(Cambio {
+                tarea: tarea_index,
+                from: step.from,
+                to: step.to,
+                usuario,
+                motivo,
+                at: step.at,
+            });
         }
 
         let tipo = tipos[i];

@@ -93,7 +93,12 @@ impl Timeline {
             tiempo_pausado: 0,
             steps: Vec::with_capacity(5),
         };
-        t.steps.push(Step { action: Action::Create, from: None, to: Estado::Programada, at: created_at });
+        t.steps.push(Step {
+            action: Action::Create,
+            from: None,
+            to: Estado::Programada,
+            at: created_at,
+        });
         t
     }
 
@@ -101,7 +106,12 @@ impl Timeline {
     /// so the history has one unambiguous order.
     fn go(&mut self, action: Action, to: Estado, at: i64) -> i64 {
         let at = at.max(self.updated_at() + 1);
-        self.steps.push(Step { action, from: Some(self.estado), to, at });
+        self.steps.push(Step {
+            action,
+            from: Some(self.estado),
+            to,
+            at,
+        });
         self.estado = to;
         at
     }
@@ -194,7 +204,9 @@ fn scheduled(rng: &mut ChaCha8Rng, inicio_programado: i64, now: i64) -> Timeline
 /// at least ten minutes ago so later steps fit before `now`.
 fn started(rng: &mut ChaCha8Rng, inicio_programado: i64, now: i64) -> (Timeline, i64) {
     let mut t = scheduled(rng, inicio_programado, now);
-    let at = (inicio_programado + secs(rng, -10 * MIN, 20 * MIN)).max(t.created_at + MIN).min(now - 10 * MIN);
+    let at = (inicio_programado + secs(rng, -10 * MIN, 20 * MIN))
+        .max(t.created_at + MIN)
+        .min(now - 10 * MIN);
     let start = t.start(at);
     (t, start)
 }
@@ -260,14 +272,24 @@ mod tests {
     #[test]
     fn every_path_is_coherent() {
         let mut r = rng(7, Stream::Timeline);
-        for estado in [Estado::Programada, Estado::EnCurso, Estado::Pausada, Estado::Finalizada, Estado::Cancelada] {
+        for estado in [
+            Estado::Programada,
+            Estado::EnCurso,
+            Estado::Pausada,
+            Estado::Finalizada,
+            Estado::Cancelada,
+        ] {
             for _ in 0..2_000 {
                 let t = build(&mut r, estado, NOW);
                 assert_eq!(t.estado, estado);
                 assert!(satisfies_checks(&t));
                 assert_eq!(t.steps.first().map(|s| s.action), Some(Action::Create));
                 assert_eq!(t.steps.last().map(|s| s.to), Some(estado));
-                assert!(t.steps.windows(2).all(|w| w[0].at < w[1].at && w[1].from == Some(w[0].to)));
+                assert!(
+                    t.steps
+                        .windows(2)
+                        .all(|w| w[0].at < w[1].at && w[1].from == Some(w[0].to))
+                );
                 assert!(t.updated_at() <= NOW, "{estado:?} ends after now");
                 if t.inicio_real.is_some() {
                     assert!(t.inicio_programado < NOW, "started tareas were due in the past");
@@ -282,7 +304,9 @@ mod tests {
     #[test]
     fn some_finished_tareas_were_paused() {
         let mut r = rng(7, Stream::Timeline);
-        let paused = (0..1_000).filter(|_| build(&mut r, Estado::Finalizada, NOW).tiempo_pausado > 0).count();
+        let paused = (0..1_000)
+            .filter(|_| build(&mut r, Estado::Finalizada, NOW).tiempo_pausado > 0)
+            .count();
         assert!((200..400).contains(&paused), "{paused}");
     }
 }

@@ -1,0 +1,411 @@
+#!/usr/bin/env bash
+# Pipeline benchmark (never part of CI): three figures in one run, printed by
+# target/release/bench_pipeline (tests/src/bin/bench_pipeline.rs):
+#   1. accepted jobs/s (202 = JetStream PubAck), 64 closed-loop clients
+#   2. end-to-end nearest latency at a fixed 1,000 jobs/s, open loop, Prefer: wait=5
+#   3. raw PostGIS KNN query rate (the worker's query, no HTTP, no queue)
+#
+#   ./deploy/bench.sh
+#
+# What it does: deploy/services.sh up; cargo build --release --bins; drops and
+# re-creates the database gad_bench and seeds it with the bench profile
+# (100,000 efectivos + 100,000 tareas); starts gad-workers, gad-ingress and
+# gad-broadcaster with their own ports (18070/18080/18090, metrics 19180-19182),
+# stream prefix BENCH_, subject prefix bench and log filter warn (logs under
+# .local/bench/), so a running dev system is untouched; runs the benchmark;
+# on exit stops the three and deletes the BENCH_ streams and buckets.
+#
+# Options (environment):
+#   BENCH_DURATION_S=20        measured seconds of phases 1 and 2
+#   BENCH_SKIP_SEED=1          reuse an already seeded gad_bench (its jobs table is emptied)
+#   BENCH_SKIP_BUILD=1         use the release binaries as they are
+#   BENCH_PHASES=1,2,3         phases to run
+#   BENCH_CLIENTS=64           phase 1 clients
+#   BENCH_RATE=1000            phase 2 requests/s
+#   BENCH_WAIT_S=5             phase 2 Prefer: wait
+#   BENCH_KNN_DURATION_S=10    phase 3 seconds
+#   BENCH_DRAIN_TIMEOUT_S=600  wait for the phase-1 backlog at most this long, then purge it
+#   BENCH_GEO_CONCURRENCY=64   geo jobs run at once by the worker process
+#   BENCH_GEO_MAX_ACK_PENDING=1024
+#   BENCH_POOL_SIZE=10         PostgreSQL pool size of each service pool
+#   BENCH_WORKER_GROUPS=[geo]  worker groups started (no spaces: [geo,tasks])
+#   BENCH_DB=gad_bench         database name (dropped and re-created unless BENCH_SKIP_SEED=1)
+#   BENCH_KEEP_RUNNING=1       leave the services running after the benchmark (until Ctrl-C)
+#   BENCH_QUIET_MAX_PCT=15     before starting, wait until at most this share of all cores is busy
+#   BENCH_QUIET_WAIT_S=300     ... for at most this long (then run anyway, with a warning)
+#   BENCH_NICE=0               nice level of the three services and the load generator; on a
+#                              shared machine -10 (root) keeps other builds from skewing them
+#                              (PostgreSQL and NATS keep theirs: they are not ours to renice)
+#   BENCH_OWN_NATS=1           run a private NATS on 127.0.0.1:14223 (store under .local/bench,
+#                              removed at the end; niced like the services) instead of the
+#                              shared one that concurrent test runs also load
+#   BENCH_NATS_STORE=dir       its JetStream store (default .local/bench/nats-store; deleted at
+#                              the end); /dev/shm/... takes the disk out of the picture
+#   BENCH_PG_SYNC_COMMIT=off   experiment: ALTER DATABASE gad_bench SET synchronous_commit
+#                              (default: leave the server's setting; reset when empty)
+# Result: printed, and kept in .local/bench/result-<time>.txt.
+set -euo pipefail
+
+REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd -P)"
+LOCAL="$REPO/.local"
+BENCH_DIR="$LOCAL/bench"
+BIN="${CARGO_TARGET_DIR:-$REPO/target}/release"
+NAMES=(gad-workers gad-ingress gad-broadcaster)
+
+BENCH_DURATION_S="${BENCH_DURATION_S:-20}"
+BENCH_SKIP_SEED="${BENCH_SKIP_SEED:-0}"
+BENCH_SKIP_BUILD="${BENCH_SKIP_BUILD:-0}"
+BENCH_DB="${BENCH_DB:-gad_bench}"
+BENCH_SEED_PASSWORD="${BENCH_SEED_PASSWORD:-bench-only-password-1}"
+BENCH_GEO_CONCURRENCY="${BENCH_GEO_CONCURRENCY:-64}"
+BENCH_GEO_MAX_ACK_PENDING="${BENCH_GEO_MAX_ACK_PENDING:-1024}"
+BENCH_POOL_SIZE="${BENCH_POOL_SIZE:-10}"
+BENCH_WORKER_GROUPS="${BENCH_WORKER_GROUPS:-[geo]}"
+BENCH_KEEP_RUNNING="${BENCH_KEEP_RUNNING:-0}"
+BENCH_NICE="${BENCH_NICE:-0}"
+BENCH_OWN_NATS="${BENCH_OWN_NATS:-0}"
+BENCH_NATS_STORE="${BENCH_NATS_STORE:-$BENCH_DIR/nats-store}"
+BENCH_PG_SYNC_COMMIT="${BENCH_PG_SYNC_COMMIT:-}"
+BENCH_QUIET_WAIT_S="${BENCH_QUIET_WAIT_S:-300}"
+BENCH_QUIET_MAX_PCT="${BENCH_QUIET_MAX_PCT:-15}"
+READY_TIMEOUT="${BENCH_READY_TIMEOUT:-120}"
+STOP_TIMEOUT=45
+
+INGRESS_ADDR=127.0.0.1:18080
+BROADCASTER_ADDR=127.0.0.1:18090
+WORKERS_HEALTH_ADDR=127.0.0.1:18070
+
+cd "$REPO"
+case "$BENCH_NATS_STORE" in "" | / | "$HOME" | "$REPO") printf 'BENCH_NATS_STORE=%s is not a scratch directory\n' "$BENCH_NATS_STORE" >&2; exit 2 ;; esac
+
+banner() { printf '\n==> %s\n' "$*" >&2; }
+log() { printf '[bench] %s\n' "$*" >&2; }
+die() { printf '[bench] ERROR: %s\n' "$*" >&2; exit 1; }
+
+tail_file() {
+    if [ -r "$1" ]; then
+        printf -- '----- last lines of %s -----\n' "$1" >&2
+        tail -n 30 "$1" >&2 || true
+        printf -- '-----\n' >&2
+    fi
+}
+
+close_fds() { # closes every fd above 2: call only inside a subshell that then execs
+    local f n
+    for f in "/proc/$BASHPID/fd/"*; do
+        n="${f##*/}"
+        if [ "$n" -gt 2 ]; then eval "exec $n>&-"; fi
+    done
+}
+
+port_open() { timeout 2 bash -c "exec 3<>/dev/tcp/127.0.0.1/$1" 2>/dev/null; }
+
+live_pid() { # $1 = name; prints the pid from .local/bench/<name>.pid if that process runs the binary
+    local file="$BENCH_DIR/$1.pid" pid cmd
+    [ -f "$file" ] || return 1
+    pid="$(head -n 1 "$file" | tr -dc '0-9')"
+    [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null || return 1
+    cmd="$(tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null)" || return 1
+    [[ $cmd == *"$1"* ]] || return 1
+    printf '%s\n' "$pid"
+}
+
+stop_services() { # the three started by this script (pid files), TERM then KILL
+    local name pid pids=() deadline
+    for name in "${NAMES[@]}"; do
+        if pid="$(live_pid "$name")"; then
+            log "stopping $name (pid $pid)"
+            kill -TERM "$pid" 2>/dev/null || true
+            pids+=("$pid")
+        fi
+    done
+    deadline=$((SECONDS + STOP_TIMEOUT))
+    for pid in ${pids[@]+"${pids[@]}"}; do
+        while kill -0 "$pid" 2>/dev/null; do
+            if [ "$SECONDS" -ge "$deadline" ]; then
+                log "pid $pid still running after ${STOP_TIMEOUT} s: SIGKILL"
+                kill -KILL "$pid" 2>/dev/null || true
+                break
+            fi
+            sleep 0.2
+        done
+    done
+    for name in "${NAMES[@]}"; do rm -f "$BENCH_DIR/$name.pid"; done
+}
+
+delete_streams() {
+    if [ -x "$BIN/bench_pipeline" ] && [ -n "${GAD_NATS__URL:-}" ]; then
+        "$BIN/bench_pipeline" --cleanup --nats-url "$GAD_NATS__URL" \
+            --stream-prefix "$GAD_NATS__STREAM_PREFIX" --subject-prefix "$GAD_NATS__SUBJECT_PREFIX" >&2 \
+            || log "could not delete the ${GAD_NATS__STREAM_PREFIX}* streams and buckets"
+    fi
+}
+
+OWN_NATS_PORT=14223
+start_own_nats() { # a private NATS (same binary as deploy/services.sh's) with its own store
+    local nats_bin="$LOCAL/venv/bin/nats-server" deadline
+    [ -x "$nats_bin" ] || die "BENCH_OWN_NATS=1 needs $nats_bin (deploy/services.sh installs it)"
+    if port_open "$OWN_NATS_PORT"; then die "127.0.0.1:$OWN_NATS_PORT is in use"; fi
+    rm -rf "$BENCH_NATS_STORE"
+    (close_fds && exec nice -n "$BENCH_NICE" setsid "$nats_bin" -a 127.0.0.1 -p "$OWN_NATS_PORT" -js \
+        -sd "$BENCH_NATS_STORE" -l "$BENCH_DIR/nats-server.log" </dev/null >/dev/null 2>&1) &
+    printf '%s\n' "$!" >"$BENCH_DIR/nats-server.pid"
+    disown 2>/dev/null || true
+    deadline=$((SECONDS + 10))
+    until port_open "$OWN_NATS_PORT"; do
+        [ "$SECONDS" -lt "$deadline" ] || die "own NATS did not listen on $OWN_NATS_PORT within 10 s"
+        sleep 0.2
+    done
+    export GAD_NATS__URL="nats://127.0.0.1:$OWN_NATS_PORT"
+    log "started own NATS $("$nats_bin" --version) on $GAD_NATS__URL (pid $(cat "$BENCH_DIR/nats-server.pid"))"
+}
+
+stop_own_nats() {
+    local pid deadline
+    if pid="$(live_pid nats-server)"; then
+        log "stopping own NATS (pid $pid)"
+        kill -TERM "$pid" 2>/dev/null || true
+        deadline=$((SECONDS + 20))
+        while kill -0 "$pid" 2>/dev/null; do
+            if [ "$SECONDS" -ge "$deadline" ]; then kill -KILL "$pid" 2>/dev/null || true; break; fi
+            sleep 0.2
+        done
+    fi
+    rm -f "$BENCH_DIR/nats-server.pid"
+    rm -rf "$BENCH_NATS_STORE"
+}
+
+CLEANUP_ARMED=0
+# shellcheck disable=SC2317  # invoked by the EXIT trap
+on_exit() {
+    local rc=$?
+    [ "$CLEANUP_ARMED" -eq 1 ] || exit "$rc"
+    CLEANUP_ARMED=0
+    banner "cleanup: stopping the bench services, deleting ${GAD_NATS__STREAM_PREFIX:-BENCH_}* streams"
+    stop_services
+    if [ "$BENCH_OWN_NATS" = 1 ]; then stop_own_nats; else delete_streams; fi
+    exit "$rc"
+}
+trap on_exit EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+start_one() { # $1 = binary name; the previous run's log becomes <name>.log.prev
+    local name=$1
+    if [ -f "$BENCH_DIR/$name.log" ]; then mv -f "$BENCH_DIR/$name.log" "$BENCH_DIR/$name.log.prev"; fi
+    printf '=== %s: start %s\n' "$(date '+%F %T')" "$name" >>"$BENCH_DIR/$name.log"
+    local vars
+    read -r -a vars <<<"${SERVICE_ENV[$name]}"
+    printf '    %s\n' "${vars[@]}" >>"$BENCH_DIR/$name.log"
+    (close_fds && exec nice -n "$BENCH_NICE" env "${vars[@]}" setsid "$BIN/$name" </dev/null >>"$BENCH_DIR/$name.log" 2>&1) &
+    printf '%s\n' "$!" >"$BENCH_DIR/$name.pid"
+    disown 2>/dev/null || true
+    log "started $name (pid $!, log $BENCH_DIR/$name.log)"
+}
+
+check_alive() {
+    local name
+    for name in "${NAMES[@]}"; do
+        if ! live_pid "$name" >/dev/null; then
+            tail_file "$BENCH_DIR/$name.log"
+            die "$name exited (log $BENCH_DIR/$name.log)"
+        fi
+    done
+}
+
+ready() { # $1 = base URL; ready and not degraded
+    local body
+    body="$(curl -fsS --max-time 2 "$1/health/ready" 2>/dev/null)" || return 1
+    [[ $body != *'"degraded"'* ]]
+}
+
+machine_busy() { # prints the share of all cores busy over 2 s, in %
+    local a b
+    read -r -a a < <(head -n 1 /proc/stat)
+    sleep 2
+    read -r -a b < <(head -n 1 /proc/stat)
+    awk -v a="${a[*]:1:8}" -v b="${b[*]:1:8}" 'BEGIN {
+        n = split(a, x, " "); split(b, y, " "); all = 0
+        for (i = 1; i <= n; i++) all += y[i] - x[i]
+        idle = (y[4] - x[4]) + (y[5] - x[5])
+        printf "%d", (all > 0 ? 100 * (all - idle) / all : 0)
+    }'
+}
+
+wait_quiet() { # other work on the shared cores distorts every figure: wait for a quiet machine
+    local busy deadline=$((SECONDS + BENCH_QUIET_WAIT_S))
+    while true; do
+        busy="$(machine_busy)"
+        if [ "$busy" -le "$BENCH_QUIET_MAX_PCT" ]; then
+            log "machine is quiet enough: ${busy}% of all cores busy"
+            break
+        fi
+        if [ "$SECONDS" -ge "$deadline" ]; then
+            log "warning: machine still ${busy}% busy after ${BENCH_QUIET_WAIT_S} s; running anyway"
+            break
+        fi
+        log "machine ${busy}% busy (other work; want <= ${BENCH_QUIET_MAX_PCT}%): waiting"
+        sleep 5
+    done
+    QUIET_BUSY=$busy
+}
+
+psql_url() { # $1 = URL, $2 = SQL
+    PGCONNECT_TIMEOUT=5 psql -w -X -q -A -t -v ON_ERROR_STOP=1 "$1" -c "$2" </dev/null
+}
+
+# ---------------------------------------------------------------- services and build
+
+banner "services (deploy/services.sh up)"
+./deploy/services.sh up >/dev/null
+# shellcheck source=/dev/null
+source "$LOCAL/services.env"
+: "${GAD_POSTGRES__URL:?services.env has no GAD_POSTGRES__URL}"
+: "${GAD_NATS__URL:?services.env has no GAD_NATS__URL}"
+: "${GAD_REDIS__URL:?services.env has no GAD_REDIS__URL}"
+command -v curl >/dev/null 2>&1 || die "curl is required"
+command -v psql >/dev/null 2>&1 || die "psql is required (deploy/services.sh installs postgresql-client)"
+mkdir -p "$BENCH_DIR"
+
+if [ "$BENCH_SKIP_BUILD" = 1 ]; then
+    log "BENCH_SKIP_BUILD=1: using the release binaries as they are"
+else
+    banner "cargo build --release --bins"
+    build_start=$SECONDS
+    cargo build --release --bins
+    log "release build: $((SECONDS - build_start)) s"
+fi
+for name in gad bench_pipeline "${NAMES[@]}"; do
+    [ -x "$BIN/$name" ] || die "$BIN/$name was not built"
+done
+
+# ---------------------------------------------------------------- configuration of the bench services
+
+unset GAD_CONFIG
+pg_base="${GAD_POSTGRES__URL%%\?*}"
+pg_base="${pg_base%/*}"
+ADMIN_URL="$pg_base/postgres"
+BENCH_DATABASE_URL="$pg_base/$BENCH_DB"
+
+export GAD_POSTGRES__URL="$BENCH_DATABASE_URL"
+export GAD_POSTGRES__POOL_SIZE="$BENCH_POOL_SIZE"
+export GAD_NATS__STREAM_PREFIX=BENCH_
+export GAD_NATS__SUBJECT_PREFIX=bench
+export GAD_TELEMETRY__LOG_FILTER=warn
+export GAD_AUTH__JWT_SECRET
+GAD_AUTH__JWT_SECRET="$(head -c 48 /dev/urandom | base64 -w 0)"
+# Each binary gets only the variables of sections it has (env(1) arguments):
+# settings::load rejects other services' sections when they are upper case
+# (GAD_BROADCASTER__BIND seen by gad-workers is "unknown field broadcaster"),
+# and gad-broadcaster has no postgres section at all.
+for var in $(compgen -e); do
+    case "$var" in GAD_INGRESS__* | GAD_WORKERS__* | GAD_BROADCASTER__*) unset "$var" ;; esac
+done
+declare -A SERVICE_ENV=(
+    [gad-ingress]="GAD_INGRESS__BIND=$INGRESS_ADDR GAD_INGRESS__METRICS_BIND=127.0.0.1:19180"
+    [gad-workers]="GAD_WORKERS__HEALTH_BIND=$WORKERS_HEALTH_ADDR GAD_WORKERS__METRICS_BIND=127.0.0.1:19181 \
+GAD_WORKERS__GROUPS=$BENCH_WORKER_GROUPS GAD_WORKERS__GROUP__GEO__CONCURRENCY=$BENCH_GEO_CONCURRENCY \
+GAD_WORKERS__GROUP__GEO__MAX_ACK_PENDING=$BENCH_GEO_MAX_ACK_PENDING"
+    [gad-broadcaster]="-u GAD_POSTGRES__URL -u GAD_POSTGRES__POOL_SIZE GAD_BROADCASTER__BIND=$BROADCASTER_ADDR GAD_BROADCASTER__METRICS_BIND=127.0.0.1:19182"
+)
+# leftovers of an interrupted run: our own processes, then our streams
+stop_services
+stop_own_nats
+for port in 18070 18080 18090 19180 19181 19182; do
+    if port_open "$port"; then die "127.0.0.1:$port is in use by another process"; fi
+done
+CLEANUP_ARMED=1
+if [ "$BENCH_OWN_NATS" = 1 ]; then start_own_nats; fi
+delete_streams
+
+# ---------------------------------------------------------------- database
+
+if [ "$BENCH_SKIP_SEED" = 1 ]; then
+    banner "BENCH_SKIP_SEED=1: reusing database $BENCH_DB"
+    n="$(psql_url "$BENCH_DATABASE_URL" 'SELECT count(*) FROM efectivos' 2>/dev/null)" \
+        || die "database $BENCH_DB is missing or not seeded: run without BENCH_SKIP_SEED"
+    log "$BENCH_DB has $n efectivos"
+    [ "$n" -ge 100000 ] || log "warning: fewer efectivos than the bench profile's 100,000"
+    "$BIN/gad" migrate >&2
+    psql_url "$BENCH_DATABASE_URL" 'TRUNCATE jobs' >/dev/null
+    log "emptied the jobs table of earlier runs"
+else
+    banner "database $BENCH_DB: drop, create, gad seed --profile bench"
+    psql_url "$ADMIN_URL" "DROP DATABASE IF EXISTS $BENCH_DB WITH (FORCE)" >/dev/null
+    psql_url "$ADMIN_URL" "CREATE DATABASE $BENCH_DB" >/dev/null
+    seed_start="$(date +%s.%N)"
+    "$BIN/gad" seed --profile bench --password "$BENCH_SEED_PASSWORD"
+    seed_secs="$(awk -v a="$seed_start" -v b="$(date +%s.%N)" 'BEGIN { printf "%.1f", b - a }')"
+    log "seed (migrations + bench profile): $seed_secs s wall"
+    psql_url "$BENCH_DATABASE_URL" 'VACUUM ANALYZE' >/dev/null
+fi
+
+if [ -n "$BENCH_PG_SYNC_COMMIT" ]; then
+    psql_url "$ADMIN_URL" "ALTER DATABASE $BENCH_DB SET synchronous_commit = '$BENCH_PG_SYNC_COMMIT'" >/dev/null
+    log "experiment: synchronous_commit = $BENCH_PG_SYNC_COMMIT for database $BENCH_DB"
+else
+    psql_url "$ADMIN_URL" "ALTER DATABASE $BENCH_DB RESET synchronous_commit" >/dev/null
+fi
+
+# ---------------------------------------------------------------- the three services
+
+banner "waiting for a quiet machine (<= ${BENCH_QUIET_MAX_PCT}% busy, at most ${BENCH_QUIET_WAIT_S} s)"
+QUIET_BUSY=""
+wait_quiet
+
+banner "starting ${NAMES[*]} (BENCH_ prefix; ingress http://$INGRESS_ADDR)"
+for name in "${NAMES[@]}"; do start_one "$name"; done
+deadline=$((SECONDS + READY_TIMEOUT))
+for url in "http://$WORKERS_HEALTH_ADDR" "http://$INGRESS_ADDR" "http://$BROADCASTER_ADDR"; do
+    until ready "$url"; do
+        check_alive
+        if [ "$SECONDS" -ge "$deadline" ]; then
+            for name in "${NAMES[@]}"; do tail_file "$BENCH_DIR/$name.log"; done
+            die "$url/health/ready not ok within $READY_TIMEOUT s"
+        fi
+        sleep 0.5
+    done
+    log "$url/health/ready ok"
+done
+
+BENCH_TOKEN="$("$BIN/gad" token --email supervisor1@seed.invalid | tr -d '[:space:]')"
+[ -n "$BENCH_TOKEN" ] || die "gad token printed nothing"
+export BENCH_TOKEN BENCH_DATABASE_URL BENCH_DURATION_S
+
+cpu_args=()
+for name in "${NAMES[@]}"; do
+    cpu_args+=(--cpu-pid "${name#gad-}=$(live_pid "$name")")
+done
+if pid="$(live_pid nats-server)"; then cpu_args+=(--cpu-pid "nats (own)=$pid"); fi
+
+banner "bench_pipeline"
+result="$BENCH_DIR/result-$(date +%Y%m%d-%H%M%S).txt"
+{
+    printf 'GAD bench %s, commit %s%s, %s cores, %s\n' "$(date '+%F %T')" \
+        "$(git rev-parse --short HEAD 2>/dev/null || echo '?')" \
+        "$(git diff --quiet 2>/dev/null || echo ' (dirty)')" "$(nproc)" \
+        "$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//')"
+    if [ -n "${seed_secs:-}" ]; then printf 'seed (bench profile, incl. migrations): %s s\n' "$seed_secs"; fi
+    printf 'machine busy before the services started: %s%% of all cores; nice %s\n' "$QUIET_BUSY" "$BENCH_NICE"
+    if [ "$BENCH_OWN_NATS" = 1 ]; then printf 'own NATS, store %s\n' "$BENCH_NATS_STORE"; fi
+    if [ -n "$BENCH_PG_SYNC_COMMIT" ]; then printf 'experiment: synchronous_commit = %s\n' "$BENCH_PG_SYNC_COMMIT"; fi
+} | tee "$result"
+bench_rc=0
+nice -n "$BENCH_NICE" "$BIN/bench_pipeline" --ingress-url "http://$INGRESS_ADDR" "${cpu_args[@]}" 2>&1 | tee -a "$result" || bench_rc=$?
+for name in "${NAMES[@]}"; do
+    n="$(grep -c -E 'WARN|ERROR' "$BENCH_DIR/$name.log" || true)"
+    if [ "$n" -gt 0 ]; then
+        {
+            printf 'log: %s has %s WARN/ERROR lines (%s); most frequent:\n' "$name" "$n" "$BENCH_DIR/$name.log"
+            grep -E 'WARN|ERROR' "$BENCH_DIR/$name.log" | sed -E 's/\x1b\[[0-9;]*m//g; s/^[0-9T:.Z-]+ +//; s/[0-9a-f]{8}-[0-9a-f-]{27}/<id>/g' \
+                | cut -c1-160 | sort | uniq -c | sort -rn | head -n 3
+        } | tee -a "$result"
+    fi
+done
+log "result kept in $result"
+
+if [ "$BENCH_KEEP_RUNNING" = 1 ]; then
+    log "BENCH_KEEP_RUNNING=1: services stay up (ingress http://$INGRESS_ADDR, token in \$BENCH_TOKEN); Ctrl-C to stop"
+    while true; do sleep 3600 & wait "$!"; done  # wait: a signal's trap runs at once
+fi
+exit "$bench_rc"

@@ -1,0 +1,1055 @@
+//! `bench_pipeline`: the pipeline's three headline figures in one run, against
+//! release binaries started by `deploy/bench.sh` (never part of CI).
+//!
+//! 1. Accepted jobs/s: closed loop, N keep-alive clients, `GET /api/v1/geo/nearest`
+//!    answered 202 (JetStream PubAck). Then waits for the geo workers to drain.
+//! 2. End-to-end nearest latency: open loop at a fixed rate, `Prefer: wait=N`,
+//!    measured from each request's scheduled send time (no coordinated omission).
+//! 3. Raw KNN query rate: `gad_workers::jobs::geo::nearest::query` on a warmed
+//!    sqlx pool, no HTTP and no queue.
+//!
+//! `bench_pipeline --cleanup` only deletes the benchmark's streams and buckets.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, anyhow, bail};
+use bytes::Bytes;
+use clap::Parser;
+use gad_shared::settings::{NatsSettings, PostgresSettings};
+use gad_shared::topology::Topology;
+use gad_workers::jobs::geo::nearest;
+use hdrhistogram::Histogram;
+use http_body_util::{BodyExt, Empty};
+use hyper::client::conn::http1::{self, SendRequest};
+use hyper::header::{AUTHORIZATION, HOST, HeaderValue};
+use hyper::{Request, StatusCode};
+use hyper_util::rt::TokioIo;
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+
+/// Buenos Aires box of the seeded efectivos.
+const LAT: (f64, f64) = (-34.705, -34.527);
+const LNG: (f64, f64) = (-58.531, -58.335);
+const K: i64 = 5;
+/// Histograms in microseconds, up to 2 minutes.
+const HIST_MAX_US: u64 = 120_000_000;
+
+#[derive(Parser, Debug)]
+#[command(name = "bench_pipeline", about = "GAD pipeline benchmark (run by deploy/bench.sh)")]
+struct Args {
+    /// Ingress base URL (plain http).
+    #[arg(long, env = "BENCH_INGRESS_URL", default_value = "http://127.0.0.1:18080")]
+    ingress_url: String,
+    /// Supervisor access token.
+    #[arg(long, env = "BENCH_TOKEN", hide_env_values = true)]
+    token: Option<String>,
+    /// Database of the seeded bench data (phase 3).
+    #[arg(long, env = "BENCH_DATABASE_URL", hide_env_values = true)]
+    database_url: Option<String>,
+    #[arg(long, env = "GAD_NATS__URL", default_value = "nats://127.0.0.1:4222")]
+    nats_url: String,
+    /// Stream/bucket prefix of the benchmark's services.
+    #[arg(long, env = "GAD_NATS__STREAM_PREFIX", default_value = "BENCH_")]
+    stream_prefix: String,
+    #[arg(long, env = "GAD_NATS__SUBJECT_PREFIX", default_value = "bench")]
+    subject_prefix: String,
+    /// Durable consumer of the geo group.
+    #[arg(long, default_value = "geo")]
+    consumer: String,
+    /// Phases to run, e.g. `1,2,3` or `2`.
+    #[arg(long, env = "BENCH_PHASES", default_value = "1,2,3", value_delimiter = ',')]
+    phases: Vec<u8>,
+    /// Phase 1: concurrent closed-loop clients (one keep-alive connection each).
+    #[arg(long, env = "BENCH_CLIENTS", default_value_t = 64)]
+    clients: usize,
+    /// Phases 1 and 2: measured seconds.
+    #[arg(long, env = "BENCH_DURATION_S", default_value_t = 20)]
+    duration_s: u64,
+    /// Phase 1: unmeasured warm-up seconds before the window.
+    #[arg(long, env = "BENCH_WARMUP_S", default_value_t = 2)]
+    warmup_s: u64,
+    /// Phase 2: requests per second, open loop.
+    #[arg(long, env = "BENCH_RATE", default_value_t = 1000)]
+    rate: u64,
+    /// Phase 2: `Prefer: wait=N`.
+    #[arg(long, env = "BENCH_WAIT_S", default_value_t = 5)]
+    wait_s: u64,
+    /// Phase 1 → 2: give up waiting for the backlog after this long, then purge it.
+    #[arg(long, env = "BENCH_DRAIN_TIMEOUT_S", default_value_t = 600)]
+    drain_timeout_s: u64,
+    /// Phase 3: concurrent query tasks.
+    #[arg(long, env = "BENCH_KNN_TASKS", default_value_t = 16)]
+    knn_tasks: usize,
+    /// Phase 3: pool size (min = max, warmed).
+    #[arg(long, env = "BENCH_KNN_POOL", default_value_t = 10)]
+    knn_pool: u32,
+    /// Phase 3: measured seconds.
+    #[arg(long, env = "BENCH_KNN_DURATION_S", default_value_t = 10)]
+    knn_duration_s: u64,
+    /// platform.md's JetStream publish ceiling (256 acks in flight), msg/s.
+    #[arg(long, default_value_t = 119_000.0)]
+    publish_ceiling: f64,
+    /// A process to report CPU for, `name=pid` (repeatable).
+    #[arg(long = "cpu-pid", value_parser = parse_named_pid)]
+    cpu_pids: Vec<(String, u32)>,
+    /// Skip the start-up probe (one `Prefer: wait=5` request that must answer 200).
+    #[arg(long)]
+    no_probe: bool,
+    /// Only delete the prefixed streams and buckets, then exit.
+    #[arg(long)]
+    cleanup: bool,
+}
+
+impl Args {
+    /// The benchmark database's name (last path segment of the URL).
+    fn bench_db(&self) -> Option<&str> {
+        let url = self.database_url.as_deref()?;
+        let path = url.split('?').next()?;
+        path.rsplit('/').next().filter(|s| !s.is_empty())
+    }
+}
+
+fn parse_named_pid(s: &str) -> Result<(String, u32), String> {
+    let (name, pid) = s.split_once('=').ok_or("expected name=pid")?;
+    Ok((name.to_string(), pid.parse().map_err(|e| format!("pid: {e}"))?))
+}
+
+fn histogram() -> anyhow::Result<Histogram<u64>> {
+    Histogram::new_with_bounds(1, HIST_MAX_US, 3).map_err(|e| anyhow!("histogram: {e}"))
+}
+
+fn ms(us: u64) -> f64 {
+    us as f64 / 1000.0
+}
+
+fn rate_fmt(r: f64) -> String {
+    let n = r.round() as u64;
+    let s = n.to_string();
+    let mut out = String::new();
+    for (i, c) in s.chars().enumerate() {
+        if i > 0 && (s.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+// ------------------------------------------------------------------ HTTP client
+
+/// Where requests go; one raw HTTP/1.1 connection per client (hyper, keep-alive).
+struct Target {
+    addr: String,
+    authority: HeaderValue,
+    auth: HeaderValue,
+}
+
+impl Target {
+    fn new(url: &str, token: &str) -> anyhow::Result<Self> {
+        let rest = url
+            .strip_prefix("http://")
+            .ok_or_else(|| anyhow!("ingress URL must be http://host:port"))?;
+        let authority = rest.trim_end_matches('/').to_string();
+        if authority.contains('/') {
+            bail!("ingress URL must not have a path");
+        }
+        Ok(Self {
+            addr: authority.clone(),
+            authority: HeaderValue::from_str(&authority)?,
+            auth: HeaderValue::from_str(&format!("Bearer {}", token.trim()))?,
+        })
+    }
+
+    async fn connect(&self) -> anyhow::Result<SendRequest<Empty<Bytes>>> {
+        let tcp = tokio::net::TcpStream::connect(&self.addr).await?;
+        tcp.set_nodelay(true)?;
+        let (sender, conn) = http1::handshake(TokioIo::new(tcp)).await?;
+        tokio::spawn(async move {
+            let _ = conn.await;
+        });
+        Ok(sender)
+    }
+
+    fn nearest(&self, rng: &mut ChaCha8Rng, wait: Option<&HeaderValue>) -> anyhow::Result<Request<Empty<Bytes>>> {
+        let lat = rng.random_range(LAT.0..LAT.1);
+        let lng = rng.random_range(LNG.0..LNG.1);
+        let mut b = Request::get(format!("/api/v1/geo/nearest?lat={lat:.6}&lng={lng:.6}&k={K}"))
+            .header(HOST, self.authority.clone())
+            .header(AUTHORIZATION, self.auth.clone());
+        if let Some(w) = wait {
+            b = b.header("prefer", w.clone());
+        }
+        Ok(b.body(Empty::new())?)
+    }
+}
+
+/// Sends one request on `sender` and reads the whole body (so the connection can be reused).
+async fn exchange(
+    sender: &mut SendRequest<Empty<Bytes>>,
+    req: Request<Empty<Bytes>>,
+) -> anyhow::Result<(StatusCode, Bytes)> {
+    sender.ready().await?;
+    let resp = sender.send_request(req).await?;
+    let status = resp.status();
+    let body = resp.into_body().collect().await?.to_bytes();
+    Ok((status, body))
+}
+
+// ------------------------------------------------------------------ CPU accounting
+
+/// CPU ticks (1/100 s) per process group, read from /proc.
+struct CpuSnap {
+    at: Instant,
+    groups: BTreeMap<String, u64>,
+    machine_busy: u64,
+    machine_all: u64,
+}
+
+const SHARED_SERVERS: [(&str, &str); 3] = [
+    ("nats-server", "nats"),
+    ("postgres", "postgres"),
+    ("redis-server", "redis"),
+];
+
+fn proc_ticks(path: &str) -> Option<(String, u64)> {
+    let text = std::fs::read_to_string(path).ok()?;
+    let open = text.find('(')?;
+    let close = text.rfind(')')?;
+    let comm = text[open + 1..close].to_string();
+    let fields: Vec<&str> = text[close + 2..].split_whitespace().collect();
+    let utime: u64 = fields.get(11)?.parse().ok()?;
+    let stime: u64 = fields.get(12)?.parse().ok()?;
+    Some((comm, utime + stime))
+}
+
+fn cpu_snapshot(named: &[(String, u32)], bench_db: Option<&str>) -> CpuSnap {
+    let mut groups = BTreeMap::new();
+    for (name, pid) in named {
+        if let Some((_, t)) = proc_ticks(&format!("/proc/{pid}/stat")) {
+            groups.insert(name.clone(), t);
+        }
+    }
+    if let Ok(dir) = std::fs::read_dir("/proc") {
+        for entry in dir.flatten() {
+            let file = entry.file_name();
+            let Some(pid) = file.to_str().filter(|s| s.bytes().all(|b| b.is_ascii_digit())) else {
+                continue;
+            };
+            if named.iter().any(|(_, p)| p.to_string() == pid) {
+                continue;
+            }
+            if let Some((comm, t)) = proc_ticks(&format!("/proc/{pid}/stat"))
+                && let Some((_, label)) = SHARED_SERVERS.iter().find(|(c, _)| *c == comm)
+            {
+                let mut label = (*label).to_string();
+                if label == "postgres" {
+                    // Backends show "postgres: user db host(port) state" as their command line.
+                    let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+                    let cmdline = String::from_utf8_lossy(&cmdline);
+                    let ours = bench_db.is_some_and(|db| cmdline.split_whitespace().any(|w| w == db));
+                    label = if ours { "postgres (bench db)" } else { "postgres (rest)" }.into();
+                }
+                *groups.entry(label).or_insert(0) += t;
+            }
+        }
+    }
+    if let Some((_, t)) = proc_ticks("/proc/self/stat") {
+        groups.insert("bench client".into(), t);
+    }
+    let (mut busy, mut all) = (0, 0);
+    if let Ok(stat) = std::fs::read_to_string("/proc/stat")
+        && let Some(line) = stat.lines().next()
+    {
+        let v: Vec<u64> = line.split_whitespace().skip(1).filter_map(|x| x.parse().ok()).collect();
+        all = v.iter().take(8).sum();
+        let idle = v.get(3).copied().unwrap_or(0) + v.get(4).copied().unwrap_or(0);
+        busy = all.saturating_sub(idle);
+    }
+    CpuSnap {
+        at: Instant::now(),
+        groups,
+        machine_busy: busy,
+        machine_all: all,
+    }
+}
+
+/// One line: each group's CPU in % of one core, and the machine's busy share;
+/// also the CPU of processes not listed (other work on the machine), in %.
+fn cpu_line(a: &CpuSnap, b: &CpuSnap) -> String {
+    cpu_report(a, b).0
+}
+
+/// CPU milliseconds each group spent per unit of work (`units` done between the snapshots).
+fn cpu_per_unit(a: &CpuSnap, b: &CpuSnap, units: u64, what: &str) -> String {
+    if units == 0 {
+        return String::new();
+    }
+    let mut parts: Vec<(String, f64)> = b
+        .groups
+        .iter()
+        .map(|(k, t)| {
+            let before = a.groups.get(k).copied().unwrap_or(*t);
+            // ticks are 10 ms
+            (k.clone(), t.saturating_sub(before) as f64 * 10.0 / units as f64)
+        })
+        .filter(|(k, v)| *v >= 0.005 && k != "postgres (rest)")
+        .collect();
+    parts.sort_by(|x, y| y.1.total_cmp(&x.1));
+    let total: f64 = parts.iter().map(|(_, v)| v).sum();
+    let list: Vec<String> = parts.iter().map(|(k, v)| format!("{k} {v:.2}")).collect();
+    format!("cpu ms per {what}: {} (sum {total:.2})", list.join(", "))
+}
+
+fn cpu_report(a: &CpuSnap, b: &CpuSnap) -> (String, f64) {
+    let secs = b.at.duration_since(a.at).as_secs_f64().max(1e-3);
+    let mut parts: Vec<(String, f64)> = b
+        .groups
+        .iter()
+        .map(|(k, t)| {
+            let before = a.groups.get(k).copied().unwrap_or(*t);
+            (k.clone(), t.saturating_sub(before) as f64 / secs)
+        })
+        .collect();
+    parts.sort_by(|x, y| y.1.total_cmp(&x.1));
+    let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
+    let all = b.machine_all.saturating_sub(a.machine_all).max(1) as f64;
+    let busy = b.machine_busy.saturating_sub(a.machine_busy) as f64 / all * 100.0 * cores as f64;
+    let listed: f64 = parts.iter().map(|(_, v)| v).sum();
+    let list: Vec<String> = parts.iter().map(|(k, v)| format!("{k} {v:.0}%")).collect();
+    // "postgres (rest)" is other databases' work on the shared server: count it as other too.
+    let rest = parts
+        .iter()
+        .filter(|(k, _)| k == "postgres (rest)")
+        .map(|(_, v)| v)
+        .sum::<f64>();
+    let other = (busy - listed).max(0.0);
+    let line = format!(
+        "cpu (% of one core): {} | machine busy {busy:.0}% of {}%, of which other processes {other:.0}%",
+        list.join(", "),
+        cores * 100,
+    );
+    (line, other + rest)
+}
+
+// ------------------------------------------------------------------ phase 1
+
+#[derive(Default)]
+struct ClosedStats {
+    accepted: u64,
+    other: BTreeMap<u16, u64>,
+    transport_errors: u64,
+}
+
+struct Phase1 {
+    /// CPU of other work on the machine during the phase, % of one core.
+    other_cpu: f64,
+    accepted: u64,
+    rate: f64,
+    other: BTreeMap<u16, u64>,
+    transport_errors: u64,
+    p50_us: u64,
+    p99_us: u64,
+    max_us: u64,
+    min_sec: u64,
+    max_sec: u64,
+    cpu: String,
+}
+
+async fn closed_client(
+    target: Arc<Target>,
+    seed: u64,
+    measure_from: Instant,
+    end: Instant,
+    per_second: Arc<Vec<AtomicU64>>,
+) -> anyhow::Result<(ClosedStats, Histogram<u64>)> {
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    let mut hist = histogram()?;
+    let mut stats = ClosedStats::default();
+    let mut sender: Option<SendRequest<Empty<Bytes>>> = None;
+    while Instant::now() < end {
+        let mut s = match sender.take() {
+            Some(s) => s,
+            None => match target.connect().await {
+                Ok(s) => s,
+                Err(_) => {
+                    stats.transport_errors += 1;
+                    tokio::time::sleep(Duration::from_millis(10)).await;
+                    continue;
+                }
+            },
+        };
+        let req = target.nearest(&mut rng, None)?;
+        let started = Instant::now();
+        let result = exchange(&mut s, req).await;
+        let done = Instant::now();
+        let counted = started >= measure_from && done <= end + Duration::from_secs(1);
+        match result {
+            Ok((status, _)) => {
+                sender = Some(s);
+                if !counted {
+                    continue;
+                }
+                if status == StatusCode::ACCEPTED {
+                    stats.accepted += 1;
+                    hist.saturating_record(done.duration_since(started).as_micros() as u64);
+                    let sec = started.duration_since(measure_from).as_secs() as usize;
+                    if let Some(c) = per_second.get(sec) {
+                        c.fetch_add(1, Ordering::Relaxed);
+                    }
+                } else {
+                    *stats.other.entry(status.as_u16()).or_insert(0) += 1;
+                }
+            }
+            Err(_) => {
+                if counted {
+                    stats.transport_errors += 1;
+                }
+            }
+        }
+    }
+    Ok((stats, hist))
+}
+
+async fn phase1(args: &Args, target: Arc<Target>) -> anyhow::Result<Phase1> {
+    let warm = Duration::from_secs(args.warmup_s);
+    let window = Duration::from_secs(args.duration_s);
+    println!(
+        "\n[1] accepted jobs/s: {} closed-loop clients (raw hyper HTTP/1.1, keep-alive), GET nearest k={K}, \
+         {}s warm-up + {}s measured; only 202s count",
+        args.clients, args.warmup_s, args.duration_s
+    );
+    let start = Instant::now();
+    let measure_from = start + warm;
+    let end = measure_from + window;
+    let per_second: Arc<Vec<AtomicU64>> = Arc::new((0..args.duration_s).map(|_| AtomicU64::new(0)).collect());
+    let mut tasks = Vec::with_capacity(args.clients);
+    for i in 0..args.clients {
+        tasks.push(tokio::spawn(closed_client(
+            target.clone(),
+            1_000 + i as u64,
+            measure_from,
+            end,
+            per_second.clone(),
+        )));
+    }
+    tokio::time::sleep_until(measure_from.into()).await;
+    let cpu_a = cpu_snapshot(&args.cpu_pids, args.bench_db());
+    tokio::time::sleep_until(end.into()).await;
+    let cpu_b = cpu_snapshot(&args.cpu_pids, args.bench_db());
+    let mut hist = histogram()?;
+    let mut total = ClosedStats::default();
+    for t in tasks {
+        let (s, h) = t.await??;
+        total.accepted += s.accepted;
+        total.transport_errors += s.transport_errors;
+        for (code, n) in s.other {
+            *total.other.entry(code).or_insert(0) += n;
+        }
+        hist.add(&h).map_err(|e| anyhow!("histogram: {e}"))?;
+    }
+    let secs: Vec<u64> = per_second.iter().map(|c| c.load(Ordering::Relaxed)).collect();
+    let r = Phase1 {
+        accepted: total.accepted,
+        rate: total.accepted as f64 / window.as_secs_f64(),
+        other: total.other,
+        transport_errors: total.transport_errors,
+        p50_us: hist.value_at_quantile(0.50),
+        p99_us: hist.value_at_quantile(0.99),
+        max_us: hist.max(),
+        min_sec: secs.iter().copied().min().unwrap_or(0),
+        max_sec: secs.iter().copied().max().unwrap_or(0),
+        other_cpu: cpu_report(&cpu_a, &cpu_b).1,
+        cpu: cpu_line(&cpu_a, &cpu_b),
+    };
+    let per_request = cpu_per_unit(
+        &cpu_a,
+        &cpu_b,
+        total.accepted,
+        "accepted request (workers run meanwhile)",
+    );
+    println!(
+        "    accepted {} in {}s = {}/s (per-second min {} / max {}); 202 latency p50 {:.2} ms, p99 {:.2} ms, max {:.1} ms",
+        r.accepted,
+        args.duration_s,
+        rate_fmt(r.rate),
+        rate_fmt(r.min_sec as f64),
+        rate_fmt(r.max_sec as f64),
+        ms(r.p50_us),
+        ms(r.p99_us),
+        ms(r.max_us)
+    );
+    println!(
+        "    non-202: {} ; transport errors: {}",
+        if r.other.is_empty() {
+            "none".to_string()
+        } else {
+            r.other
+                .iter()
+                .map(|(c, n)| format!("{c}×{n}"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        },
+        r.transport_errors
+    );
+    println!("    {}", r.cpu);
+    println!("    {per_request}");
+    Ok(r)
+}
+
+// ------------------------------------------------------------------ drain
+
+struct Drain {
+    backlog: u64,
+    secs: f64,
+    purged: bool,
+}
+
+async fn backlog(js: &async_nats::jetstream::Context, stream: &str, consumer: &str) -> anyhow::Result<(u64, u64)> {
+    let s = js.get_stream(stream).await.context("get jobs stream")?;
+    let info = s.consumer_info(consumer).await.context("consumer info")?;
+    Ok((info.num_pending, info.num_ack_pending as u64))
+}
+
+/// Waits until the geo consumer has nothing pending or unacknowledged.
+async fn drain(args: &Args, named: &[(String, u32)]) -> anyhow::Result<Drain> {
+    let client = async_nats::connect(&args.nats_url)
+        .await
+        .context("connecting to NATS")?;
+    let js = async_nats::jetstream::new(client);
+    let stream = format!("{}GAD_JOBS", args.stream_prefix);
+    let start = Instant::now();
+    let cpu_a = cpu_snapshot(named, args.bench_db());
+    let (p0, a0) = backlog(&js, &stream, &args.consumer).await?;
+    let first = p0 + a0;
+    println!(
+        "\n[drain] geo backlog after phase 1: {p0} pending + {a0} unacknowledged; waiting (≤ {} s)",
+        args.drain_timeout_s
+    );
+    let deadline = start + Duration::from_secs(args.drain_timeout_s);
+    let mut last_report = start;
+    let mut purged = false;
+    loop {
+        let (p, a) = backlog(&js, &stream, &args.consumer).await?;
+        if p + a == 0 {
+            break;
+        }
+        if Instant::now() >= deadline {
+            println!(
+                "    backlog not drained within {} s ({p} + {a} left): purging {stream}",
+                args.drain_timeout_s
+            );
+            js.get_stream(&stream).await?.purge().await.context("purge")?;
+            purged = true;
+            tokio::time::sleep(Duration::from_secs(2)).await;
+            break;
+        }
+        if last_report.elapsed() >= Duration::from_secs(15) {
+            let done = first.saturating_sub(p + a);
+            println!(
+                "    {:>4.0} s: {p} pending + {a} unacknowledged ({}/s so far)",
+                start.elapsed().as_secs_f64(),
+                rate_fmt(done as f64 / start.elapsed().as_secs_f64())
+            );
+            last_report = Instant::now();
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    let secs = start.elapsed().as_secs_f64();
+    let cpu_b = cpu_snapshot(named, args.bench_db());
+    if !purged {
+        println!(
+            "    drained {first} jobs in {secs:.1} s = {}/s worker throughput (geo group, whole pipeline per job)",
+            rate_fmt(first as f64 / secs.max(1e-3))
+        );
+        println!("    {}", cpu_line(&cpu_a, &cpu_b));
+        println!("    {}", cpu_per_unit(&cpu_a, &cpu_b, first, "drained job"));
+    }
+    // Let the status and event writes of the last jobs settle.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    Ok(Drain {
+        backlog: first,
+        secs,
+        purged,
+    })
+}
+
+// ------------------------------------------------------------------ phase 2
+
+enum Answer {
+    Ok,
+    /// 202 after the wait: the result was not visible in time.
+    Timeout,
+    Status(u16),
+    Transport,
+    /// 200 without items (wrong database?).
+    Empty,
+}
+
+struct Phase2 {
+    /// CPU of other work on the machine during the phase, % of one core.
+    other_cpu: f64,
+    sent: u64,
+    rate: f64,
+    ok: u64,
+    timeouts: u64,
+    empty: u64,
+    errors: BTreeMap<String, u64>,
+    p50_us: u64,
+    p90_us: u64,
+    p99_us: u64,
+    p999_us: u64,
+    max_us: u64,
+    max_lag_us: u64,
+    cpu: String,
+}
+
+type Pool = Arc<Mutex<Vec<SendRequest<Empty<Bytes>>>>>;
+
+fn take_conn(pool: &Pool) -> Option<SendRequest<Empty<Bytes>>> {
+    let mut p = pool.lock().ok()?;
+    while let Some(s) = p.pop() {
+        if !s.is_closed() {
+            return Some(s);
+        }
+    }
+    None
+}
+
+fn give_conn(pool: &Pool, s: SendRequest<Empty<Bytes>>) {
+    if let Ok(mut p) = pool.lock() {
+        p.push(s);
+    }
+}
+
+async fn open_loop_request(target: &Target, pool: &Pool, req: Request<Empty<Bytes>>, timeout: Duration) -> Answer {
+    let mut sender = match take_conn(pool) {
+        Some(s) => s,
+        None => match target.connect().await {
+            Ok(s) => s,
+            Err(_) => return Answer::Transport,
+        },
+    };
+    match tokio::time::timeout(timeout, exchange(&mut sender, req)).await {
+        Ok(Ok((status, body))) => {
+            give_conn(pool, sender);
+            match status {
+                StatusCode::OK => {
+                    if body.windows(9).any(|w| w == b"\"items\":[") && !body.windows(10).any(|w| w == b"\"items\":[]") {
+                        Answer::Ok
+                    } else {
+                        Answer::Empty
+                    }
+                }
+                StatusCode::ACCEPTED => Answer::Timeout,
+                other => Answer::Status(other.as_u16()),
+            }
+        }
+        Ok(Err(_)) | Err(_) => Answer::Transport,
+    }
+}
+
+async fn phase2(args: &Args, target: Arc<Target>) -> anyhow::Result<Phase2> {
+    let rate = args.rate.max(1);
+    let total = rate * args.duration_s;
+    println!(
+        "\n[2] end-to-end nearest latency: open loop at {rate}/s for {}s, `Prefer: wait={}`, \
+         latency from the scheduled send time to the full 200 body (result visible to the client)",
+        args.duration_s, args.wait_s
+    );
+    let pool: Pool = Arc::new(Mutex::new(Vec::new()));
+    for _ in 0..32 {
+        give_conn(&pool, target.connect().await.context("connecting to ingress")?);
+    }
+    let wait = HeaderValue::from_str(&format!("wait={}", args.wait_s))?;
+    let timeout = Duration::from_secs(args.wait_s + 5);
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<(Answer, u64)>();
+    let collector = tokio::spawn(async move {
+        let mut all = histogram()?;
+        let mut ok_h = histogram()?;
+        let mut counts: (u64, u64, u64) = (0, 0, 0);
+        let mut errors: BTreeMap<String, u64> = BTreeMap::new();
+        while let Some((answer, us)) = rx.recv().await {
+            match answer {
+                Answer::Ok => {
+                    counts.0 += 1;
+                    ok_h.saturating_record(us);
+                    all.saturating_record(us);
+                }
+                Answer::Timeout => {
+                    counts.1 += 1;
+                    all.saturating_record(us);
+                }
+                Answer::Empty => {
+                    counts.2 += 1;
+                    all.saturating_record(us);
+                }
+                Answer::Status(c) => *errors.entry(format!("HTTP {c}")).or_insert(0) += 1,
+                Answer::Transport => *errors.entry("transport/timeout".into()).or_insert(0) += 1,
+            }
+        }
+        anyhow::Ok((all, ok_h, counts, errors))
+    });
+    let mut rng = ChaCha8Rng::seed_from_u64(7);
+    let interval_ns = 1_000_000_000 / rate;
+    let start = Instant::now() + Duration::from_millis(50);
+    let cpu_a = cpu_snapshot(&args.cpu_pids, args.bench_db());
+    let mut max_lag = Duration::ZERO;
+    let mut tasks = tokio::task::JoinSet::new();
+    for i in 0..total {
+        let at = start + Duration::from_nanos(i * interval_ns);
+        tokio::time::sleep_until(at.into()).await;
+        max_lag = max_lag.max(Instant::now().saturating_duration_since(at));
+        let req = target.nearest(&mut rng, Some(&wait))?;
+        let (t, p, tx) = (target.clone(), pool.clone(), tx.clone());
+        tasks.spawn(async move {
+            let answer = open_loop_request(&t, &p, req, timeout).await;
+            let _ = tx.send((answer, at.elapsed().as_micros() as u64));
+        });
+        // Reap finished tasks so the set stays small.
+        while tasks.try_join_next().is_some() {}
+    }
+    let send_window = start.elapsed().as_secs_f64();
+    let cpu_b = cpu_snapshot(&args.cpu_pids, args.bench_db());
+    while tasks.join_next().await.is_some() {}
+    drop(tx);
+    let (all, _ok_h, (ok, timeouts, empty), errors) = collector.await??;
+    let r = Phase2 {
+        sent: total,
+        rate: total as f64 / send_window,
+        ok,
+        timeouts,
+        empty,
+        errors,
+        p50_us: all.value_at_quantile(0.50),
+        p90_us: all.value_at_quantile(0.90),
+        p99_us: all.value_at_quantile(0.99),
+        p999_us: all.value_at_quantile(0.999),
+        max_us: all.max(),
+        max_lag_us: max_lag.as_micros() as u64,
+        other_cpu: cpu_report(&cpu_a, &cpu_b).1,
+        cpu: cpu_line(&cpu_a, &cpu_b),
+    };
+    println!(
+        "    sent {} at {:.0}/s achieved (scheduler lag max {:.1} ms); 200 with items {} ({:.0}/s), \
+         timeouts (202 after wait) {}, empty {}, errors {}",
+        r.sent,
+        r.rate,
+        ms(r.max_lag_us),
+        r.ok,
+        r.ok as f64 / args.duration_s.max(1) as f64,
+        r.timeouts,
+        r.empty,
+        fmt_errors(&r.errors)
+    );
+    println!(
+        "    latency p50 {:.2} ms, p90 {:.2} ms, p99 {:.2} ms, p99.9 {:.2} ms, max {:.1} ms",
+        ms(r.p50_us),
+        ms(r.p90_us),
+        ms(r.p99_us),
+        ms(r.p999_us),
+        ms(r.max_us)
+    );
+    println!("    {}", r.cpu);
+    Ok(r)
+}
+
+fn fmt_errors(errors: &BTreeMap<String, u64>) -> String {
+    if errors.is_empty() {
+        "0".into()
+    } else {
+        errors
+            .iter()
+            .map(|(k, v)| format!("{k}×{v}"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+}
+
+// ------------------------------------------------------------------ phase 3
+
+struct Phase3 {
+    /// CPU of other work on the machine during the phase, % of one core.
+    other_cpu: f64,
+    queries: u64,
+    rate: f64,
+    errors: u64,
+    empty: u64,
+    p50_us: u64,
+    p99_us: u64,
+    cpu: String,
+}
+
+async fn phase3(args: &Args) -> anyhow::Result<Phase3> {
+    let url = args
+        .database_url
+        .clone()
+        .ok_or_else(|| anyhow!("phase 3 needs --database-url / BENCH_DATABASE_URL"))?;
+    println!(
+        "\n[3] raw KNN query rate: {} tasks on a warmed sqlx pool of {} (min = max), \
+         gad_workers::jobs::geo::nearest::query k={K}, {}s",
+        args.knn_tasks, args.knn_pool, args.knn_duration_s
+    );
+    let settings = PostgresSettings {
+        url,
+        pool_size: args.knn_pool,
+        ..PostgresSettings::default()
+    };
+    let pool = gad_shared::db::connect(&settings, settings.knn_timeout).await?;
+    gad_shared::db::warm(&pool, args.knn_pool)
+        .await
+        .context("warming the pool")?;
+    // A short unmeasured warm-up of the index pages.
+    let end_warm = Instant::now() + Duration::from_secs(1);
+    let mut rng = ChaCha8Rng::seed_from_u64(3);
+    while Instant::now() < end_warm {
+        let p = random_params(&mut rng);
+        nearest::query(&pool, &p).await?;
+    }
+    let window = Duration::from_secs(args.knn_duration_s);
+    let start = Instant::now();
+    let end = start + window;
+    let cpu_a = cpu_snapshot(&args.cpu_pids, args.bench_db());
+    let mut tasks = Vec::new();
+    for i in 0..args.knn_tasks {
+        let pool = pool.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut rng = ChaCha8Rng::seed_from_u64(10_000 + i as u64);
+            let mut hist = histogram()?;
+            let (mut n, mut errors, mut empty) = (0u64, 0u64, 0u64);
+            while Instant::now() < end {
+                let p = random_params(&mut rng);
+                let t = Instant::now();
+                match nearest::query(&pool, &p).await {
+                    Ok(items) => {
+                        hist.saturating_record(t.elapsed().as_micros() as u64);
+                        n += 1;
+                        if items.is_empty() {
+                            empty += 1;
+                        }
+                    }
+                    Err(_) => errors += 1,
+                }
+            }
+            anyhow::Ok((n, errors, empty, hist))
+        }));
+    }
+    let mut hist = histogram()?;
+    let (mut n, mut errors, mut empty) = (0, 0, 0);
+    for t in tasks {
+        let (a, b, c, h) = t.await??;
+        n += a;
+        errors += b;
+        empty += c;
+        hist.add(&h).map_err(|e| anyhow!("histogram: {e}"))?;
+    }
+    let secs = start.elapsed().as_secs_f64();
+    let cpu_b = cpu_snapshot(&args.cpu_pids, args.bench_db());
+    pool.close().await;
+    let r = Phase3 {
+        queries: n,
+        rate: n as f64 / secs,
+        errors,
+        empty,
+        p50_us: hist.value_at_quantile(0.50),
+        p99_us: hist.value_at_quantile(0.99),
+        other_cpu: cpu_report(&cpu_a, &cpu_b).1,
+        cpu: cpu_line(&cpu_a, &cpu_b),
+    };
+    let per_query = cpu_per_unit(&cpu_a, &cpu_b, n, "query");
+    println!(
+        "    {} queries = {}/s; p50 {:.2} ms, p99 {:.2} ms; errors {}, empty results {}",
+        r.queries,
+        rate_fmt(r.rate),
+        ms(r.p50_us),
+        ms(r.p99_us),
+        r.errors,
+        r.empty
+    );
+    println!("    {}", r.cpu);
+    println!("    {per_query}");
+    Ok(r)
+}
+
+fn random_params(rng: &mut ChaCha8Rng) -> nearest::Params {
+    nearest::Params {
+        lat: rng.random_range(LAT.0..LAT.1),
+        lng: rng.random_range(LNG.0..LNG.1),
+        k: K,
+        radius_m: None,
+    }
+}
+
+// ------------------------------------------------------------------ main
+
+async fn cleanup(args: &Args) -> anyhow::Result<()> {
+    if args.stream_prefix.is_empty() {
+        bail!("refusing to clean up without a stream prefix (that would delete the dev system's streams)");
+    }
+    let settings = NatsSettings {
+        url: args.nats_url.clone(),
+        stream_prefix: args.stream_prefix.clone(),
+        subject_prefix: args.subject_prefix.clone(),
+        ..NatsSettings::default()
+    };
+    let (_client, js) = gad_shared::topology::connect(&settings).await?;
+    Topology::new(&settings).remove(&js).await;
+    println!("deleted the {}* streams and buckets", args.stream_prefix);
+    Ok(())
+}
+
+fn check(ok: bool) -> &'static str {
+    if ok { "PASS" } else { "MISS" }
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    if args.cleanup {
+        return cleanup(&args).await;
+    }
+    let token = args
+        .token
+        .clone()
+        .ok_or_else(|| anyhow!("--token / BENCH_TOKEN is required"))?;
+    let target = Arc::new(Target::new(&args.ingress_url, &token)?);
+    let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
+    println!(
+        "GAD pipeline benchmark: ingress {}, NATS {} (prefix {}), {cores} cores shared by servers and load generator",
+        args.ingress_url, args.nats_url, args.stream_prefix
+    );
+
+    // Fail early on a wrong token, a stopped ingress or workers that do not answer.
+    if !args.no_probe {
+        let mut s = target.connect().await.context("connecting to ingress")?;
+        let mut rng = ChaCha8Rng::seed_from_u64(1);
+        let w = HeaderValue::from_static("wait=5");
+        let (status, body) = exchange(&mut s, target.nearest(&mut rng, Some(&w))?).await?;
+        if status != StatusCode::OK {
+            bail!(
+                "probe request answered {status}: {}",
+                String::from_utf8_lossy(&body[..body.len().min(300)])
+            );
+        }
+    }
+
+    let p1 = if args.phases.contains(&1) {
+        let r = phase1(&args, target.clone()).await?;
+        Some((r, drain(&args, &args.cpu_pids).await?))
+    } else {
+        None
+    };
+    let p2 = if args.phases.contains(&2) {
+        Some(phase2(&args, target.clone()).await?)
+    } else {
+        None
+    };
+    let p3 = if args.phases.contains(&3) {
+        Some(phase3(&args).await?)
+    } else {
+        None
+    };
+
+    println!(
+        "\n===== GAD pipeline bench: summary ({cores} cores, loopback, release; load generator on the same cores) ====="
+    );
+    if let Some((r, d)) = &p1 {
+        let non202: u64 = r.other.values().sum();
+        println!(
+            "accepted jobs/s (202 = PubAck; {} closed-loop keep-alive clients, raw hyper, {}s): {}/s  p50 {:.1} ms p99 {:.1} ms  \
+             non-202 {non202} transport errors {}  [target ≥ 10,000: {}]",
+            args.clients,
+            args.duration_s,
+            rate_fmt(r.rate),
+            ms(r.p50_us),
+            ms(r.p99_us),
+            r.transport_errors,
+            check(r.rate >= 10_000.0)
+        );
+        if d.purged {
+            println!("  backlog {} not drained in {:.0} s: purged", d.backlog, d.secs);
+        } else {
+            println!(
+                "  backlog drain (geo workers, full job pipeline): {} jobs in {:.1} s = {}/s",
+                d.backlog,
+                d.secs,
+                rate_fmt(d.backlog as f64 / d.secs.max(1e-3))
+            );
+        }
+        println!("  {}", r.cpu);
+    }
+    if let Some(r) = &p2 {
+        println!(
+            "e2e nearest latency (open loop {}/s, Prefer wait={}, from scheduled send): p50 {:.1} p90 {:.1} p99 {:.1} max {:.1} ms  \
+             achieved {:.0}/s  timeouts {} errors {}  [target p99 ≤ 50 ms: {}]",
+            args.rate,
+            args.wait_s,
+            ms(r.p50_us),
+            ms(r.p90_us),
+            ms(r.p99_us),
+            ms(r.max_us),
+            r.rate,
+            r.timeouts,
+            fmt_errors(&r.errors),
+            check(r.p99_us <= 50_000 && r.timeouts == 0 && r.errors.is_empty() && r.empty == 0)
+        );
+        println!("  {}", r.cpu);
+    }
+    if let Some(r) = &p3 {
+        println!(
+            "raw KNN (nearest::query, {} tasks, pool {}, {}s): {} q/s  p50 {:.2} ms p99 {:.2} ms  errors {}",
+            args.knn_tasks,
+            args.knn_pool,
+            args.knn_duration_s,
+            rate_fmt(r.rate),
+            ms(r.p50_us),
+            ms(r.p99_us),
+            r.errors
+        );
+    }
+    let mut ratios = Vec::new();
+    if let Some(r3) = &p3 {
+        ratios.push(format!(
+            "e2e rate {}/s = {:.0}% of raw KNN capacity",
+            args.rate,
+            args.rate as f64 / r3.rate * 100.0
+        ));
+        if let Some((_, d)) = &p1
+            && !d.purged
+        {
+            ratios.push(format!(
+                "worker drain = {:.0}% of raw KNN",
+                d.backlog as f64 / d.secs.max(1e-3) / r3.rate * 100.0
+            ));
+        }
+    }
+    if let Some((r1, _)) = &p1 {
+        ratios.push(format!(
+            "accepted/s = {:.1}% of the {}/s JetStream publish ceiling (platform.md)",
+            r1.rate / args.publish_ceiling * 100.0,
+            rate_fmt(args.publish_ceiling)
+        ));
+    }
+    if !ratios.is_empty() {
+        println!("ratios: {}", ratios.join("; "));
+    }
+    let others = [
+        ("1", p1.as_ref().map(|(r, _)| r.other_cpu)),
+        ("2", p2.as_ref().map(|r| r.other_cpu)),
+        ("3", p3.as_ref().map(|r| r.other_cpu)),
+    ];
+    let noisy: Vec<String> = others
+        .iter()
+        .filter_map(|(n, o)| o.filter(|o| *o > 20.0).map(|o| format!("phase {n}: {o:.0}%")))
+        .collect();
+    if !noisy.is_empty() {
+        println!(
+            "WARNING: other work on the machine took CPU during the run ({}, % of one core): \
+             these figures understate the system",
+            noisy.join(", ")
+        );
+    }
+    Ok(())
+}
