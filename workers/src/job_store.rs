@@ -92,7 +92,7 @@ impl JobStore {
     /// and finished), then makes it visible. A row already terminal is left alone.
     pub async fn record_read_only(&self, job: &JobEnvelope, record: &JobRecord) -> Result<(), StoreError> {
         let finished = record.status.is_terminal().then(Utc::now);
-        sqlx::query(
+        let written = sqlx::query(
             "INSERT INTO jobs (job_id, kind, status, attempts, max_attempts, submitted_by, request_id, payload_summary,
                                result, error, created_at, started_at, finished_at)
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)
@@ -117,6 +117,14 @@ impl JobStore {
         .bind(finished)
         .execute(&self.db)
         .await?;
+        if written.rows_affected() == 0 {
+            // Already terminal (cancelled meanwhile, or finished by another
+            // delivery): the row wins, and the status must say what it says.
+            return match self.load(record.job_id).await? {
+                Some(stored) => self.announce(&stored).await,
+                None => Ok(()),
+            };
+        }
         let record = JobRecord {
             finished_at: finished,
             ..record.clone()

@@ -105,14 +105,14 @@ const MERGE_USUARIOS: [&str; 2] = [
     ORDER BY s.ord"#,
 ];
 
-const MERGE_EFECTIVOS: [&str; 2] = [
-    r#"UPDATE efectivos e SET usuario_id = u.id, rango = s.rango, unidad = s.unidad, especialidad = s.especialidad,
+const UPDATE_EFECTIVOS: &str = r#"UPDATE efectivos e SET usuario_id = u.id, rango = s.rango, unidad = s.unidad, especialidad = s.especialidad,
         disponibilidad = s.disponibilidad, ultima_actualizacion_estado = s.ultima_actualizacion_estado,
         ubicacion = s.ubicacion, ubicacion_actualizada_en = s.ubicacion_actualizada_en,
         ubicacion_precision_m = s.ubicacion_precision_m, metadata = '{"seed": true}', deleted_at = NULL
     FROM seed_efectivos s JOIN usuarios u ON u.dni = s.owner_dni
-    WHERE e.codigo_interno = s.codigo_interno AND e.metadata @> '{"seed": true}'"#,
-    r#"INSERT INTO efectivos (uuid, usuario_id, codigo_interno, rango, unidad, especialidad, disponibilidad,
+    WHERE e.codigo_interno = s.codigo_interno AND e.metadata @> '{"seed": true}'"#;
+
+const INSERT_EFECTIVOS: &str = r#"INSERT INTO efectivos (uuid, usuario_id, codigo_interno, rango, unidad, especialidad, disponibilidad,
         ultima_actualizacion_estado, ubicacion, ubicacion_actualizada_en, ubicacion_precision_m, metadata)
     SELECT s.uuid, u.id, s.codigo_interno, s.rango, s.unidad, s.especialidad, s.disponibilidad,
         s.ultima_actualizacion_estado, s.ubicacion, s.ubicacion_actualizada_en, s.ubicacion_precision_m,
@@ -120,8 +120,7 @@ const MERGE_EFECTIVOS: [&str; 2] = [
     FROM seed_efectivos s JOIN usuarios u ON u.dni = s.owner_dni
     WHERE NOT EXISTS (SELECT 1 FROM efectivos e
                       WHERE e.codigo_interno = s.codigo_interno AND e.metadata @> '{"seed": true}')
-    ORDER BY s.ord"#,
-];
+    ORDER BY s.ord"#;
 
 const INSERT_TAREAS: &str = r#"
 INSERT INTO tareas (uuid, codigo, titulo, descripcion, tipo, prioridad, estado, origen, inicio_programado,
@@ -171,20 +170,11 @@ pub(crate) async fn replace(pool: &PgPool, staff: &Staff, plan: &Plan, hash: &st
         sqlx::raw_sql(RETIRE_SURPLUS).execute(&mut *conn).await?;
     }
 
-    let usuarios = sqlx::query(MERGE_USUARIOS[0])
-        .bind(hash)
-        .execute(&mut *conn)
-        .await?
-        .rows_affected()
-        + sqlx::query(MERGE_USUARIOS[1])
-            .bind(hash)
-            .execute(&mut *conn)
-            .await?
-            .rows_affected();
-    let updated_efectivos = sqlx::query(MERGE_EFECTIVOS[0])
-        .execute(&mut *conn)
-        .await?
-        .rows_affected();
+    let mut usuarios = 0;
+    for sql in MERGE_USUARIOS {
+        usuarios += sqlx::query(sql).bind(hash).execute(&mut *conn).await?.rows_affected();
+    }
+    let updated_efectivos = rows(conn, UPDATE_EFECTIVOS).await?;
 
     copy_in(conn, "seed_tareas", &super::rows::tareas(staff, plan)).await?;
     copy_in(conn, "seed_asignaciones", &super::rows::asignaciones(staff, plan)).await?;
@@ -194,17 +184,10 @@ pub(crate) async fn replace(pool: &PgPool, staff: &Staff, plan: &Plan, hash: &st
         .await?;
 
     let unchecked = skip_fk_triggers(conn).await?;
-    let efectivos = updated_efectivos
-        + sqlx::query(MERGE_EFECTIVOS[1])
-            .execute(&mut *conn)
-            .await?
-            .rows_affected();
-    let tareas = sqlx::query(INSERT_TAREAS).execute(&mut *conn).await?.rows_affected();
-    let asignaciones = sqlx::query(INSERT_ASIGNACIONES)
-        .execute(&mut *conn)
-        .await?
-        .rows_affected();
-    let historial = sqlx::query(INSERT_HISTORIAL).execute(&mut *conn).await?.rows_affected();
+    let efectivos = updated_efectivos + rows(conn, INSERT_EFECTIVOS).await?;
+    let tareas = rows(conn, INSERT_TAREAS).await?;
+    let asignaciones = rows(conn, INSERT_ASIGNACIONES).await?;
+    let historial = rows(conn, INSERT_HISTORIAL).await?;
     if unchecked {
         sqlx::raw_sql("SET LOCAL session_replication_role = origin")
             .execute(&mut *conn)
@@ -221,22 +204,37 @@ pub(crate) async fn replace(pool: &PgPool, staff: &Staff, plan: &Plan, hash: &st
     })
 }
 
+async fn rows(conn: &mut PgConnection, sql: &'static str) -> Result<u64, sqlx::Error> {
+    Ok(sqlx::query(sql).execute(conn).await?.rows_affected())
+}
+
 /// Foreign-key checks are row-by-row triggers and take most of the time of the
 /// bulk INSERTs (about 60% for historial). The INSERTs above take every
 /// reference from an inner join with the parent table (or NULL from a left
 /// join), inside this transaction, so the checks cannot fail and may be
-/// skipped, as `pg_restore --disable-triggers` does. Only a superuser may do
-/// so; other roles keep the checks and are merely slower. Nothing but plain
-/// INSERTs runs in this mode: the tables have no other INSERT triggers.
+/// skipped, as `pg_restore --disable-triggers` does. That switch also silences
+/// ordinary triggers, so it is used only while the target tables have no
+/// INSERT trigger of their own, and only a superuser may flip it: other roles
+/// keep the checks and are merely slower.
+const MAY_SKIP_FK_TRIGGERS: &str = r#"
+SELECT r.rolsuper AND NOT EXISTS (
+    SELECT 1 FROM pg_trigger g
+    WHERE g.tgrelid IN ('efectivos'::regclass, 'tareas'::regclass,
+                        'tarea_efectivos'::regclass, 'historial_estados'::regclass)
+      AND NOT g.tgisinternal
+      AND g.tgtype & 4 <> 0 -- TRIGGER_TYPE_INSERT
+)
+FROM pg_roles r WHERE r.rolname = current_user"#;
+
 async fn skip_fk_triggers(conn: &mut PgConnection) -> Result<bool, sqlx::Error> {
-    let superuser: bool = sqlx::query_scalar("SELECT rolsuper FROM pg_roles WHERE rolname = current_user")
+    let skip: bool = sqlx::query_scalar(MAY_SKIP_FK_TRIGGERS)
         .fetch_optional(&mut *conn)
         .await?
         .unwrap_or(false);
-    if superuser {
+    if skip {
         sqlx::raw_sql("SET LOCAL session_replication_role = replica")
             .execute(&mut *conn)
             .await?;
     }
-    Ok(superuser)
+    Ok(skip)
 }
