@@ -254,6 +254,16 @@ psql_url() { # $1 = URL, $2 = SQL
     PGCONNECT_TIMEOUT=5 psql -w -X -q -A -t -v ON_ERROR_STOP=1 "$1" -c "$2" </dev/null
 }
 
+# ---------------------------------------------------------------- one run at a time
+
+# Two runs would share ports, pid files, the database and the streams.
+mkdir -p "$BENCH_DIR"
+exec 9>"$BENCH_DIR/lock"
+if ! flock -n 9; then
+    log "another deploy/bench.sh is running (lock $BENCH_DIR/lock): waiting for it (at most 1 h)"
+    flock -w 3600 9 || die "the other deploy/bench.sh still runs after 1 h"
+fi
+
 # ---------------------------------------------------------------- services and build
 
 banner "services (deploy/services.sh up)"

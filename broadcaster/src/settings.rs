@@ -3,7 +3,9 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use gad_shared::settings::{AuthSettings, Environment, NatsSettings, RedisSettings, TelemetrySettings};
+use gad_shared::settings::{
+    AuthSettings, Environment, NatsSettings, PostgresSettings, RedisSettings, TelemetrySettings,
+};
 use serde::Deserialize;
 
 #[derive(Debug, Clone, Deserialize, Default)]
@@ -11,6 +13,9 @@ use serde::Deserialize;
 pub struct BroadcasterSettings {
     pub environment: Environment,
     pub nats: NatsSettings,
+    /// Accepted so one environment serves all three binaries; notification
+    /// rows and the bot's reads (issue 5) will use it.
+    pub postgres: PostgresSettings,
     pub redis: RedisSettings,
     pub auth: AuthSettings,
     pub telemetry: TelemetrySettings,

@@ -222,8 +222,9 @@ pub fn load<T: DeserializeOwned>(own_section: &str) -> Result<T, SettingsError> 
         .ignore(&["CONFIG"])
         .split("__")
         .filter(move |key| {
+            // Keys arrive as written in the environment (upper case).
             let top = key.as_str().split('.').next().unwrap_or_default();
-            top == own || !SERVICE_SECTIONS.contains(&top)
+            top.eq_ignore_ascii_case(&own) || !SERVICE_SECTIONS.iter().any(|s| s.eq_ignore_ascii_case(top))
         });
     figment
         .merge(env)

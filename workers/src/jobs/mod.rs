@@ -1,5 +1,6 @@
 //! Job handlers, one file per kind, grouped by worker group.
 
+pub mod business;
 pub mod efectivos;
 pub mod emergency;
 pub mod error;

@@ -2,49 +2,11 @@
 //! earlier delivery already committed, load the actor, lock the tarea, and
 //! decide what the actor may do with it (§1 roles, §3 "Who may").
 
-use gad_shared::envelope::JobEnvelope;
-use gad_shared::job::JobResult;
-use serde::de::DeserializeOwned;
+use super::super::HandlerError;
+use crate::effects::Tx;
+use crate::effects::actor::Actor;
 
-use super::super::{HandlerContext, HandlerError};
-use crate::effects::actor::{self, Actor};
-use crate::effects::{Tx, job_guard};
-use gad_shared::error_body::FieldError;
-
-pub enum Begun {
-    /// An earlier delivery committed: its result is the answer.
-    Done(JobResult),
-    Run(Tx<'static>, Actor),
-}
-
-/// Transaction, job guard and actor. A job with no submitter, or whose
-/// submitter is gone or disabled, may do nothing.
-pub async fn begin(ctx: &HandlerContext, job: &JobEnvelope) -> Result<Begun, HandlerError> {
-    let mut tx = ctx.db.begin().await?;
-    if let Some(prior) = job_guard::lock(&mut tx, job.job_id).await? {
-        return Ok(Begun::Done(prior));
-    }
-    let Some(usuario) = job.submitted_by else {
-        return Err(HandlerError::forbidden());
-    };
-    let actor = actor::load(&mut tx, usuario)
-        .await?
-        .ok_or_else(HandlerError::forbidden)?;
-    Ok(Begun::Run(tx, actor))
-}
-
-/// Records the job's success with its effects and commits both.
-pub async fn finish(mut tx: Tx<'static>, job: &JobEnvelope, result: JobResult) -> Result<JobResult, HandlerError> {
-    job_guard::complete(&mut tx, job.job_id, &result).await?;
-    tx.commit().await?;
-    Ok(result)
-}
-
-/// The typed payload of a job; a payload that does not fit is the publisher's bug.
-pub fn payload<T: DeserializeOwned>(job: &JobEnvelope) -> Result<T, HandlerError> {
-    serde_json::from_value(job.payload.clone())
-        .map_err(|e| HandlerError::Invalid(vec![FieldError::new("payload", "invalid", e.to_string())]))
-}
+pub use crate::jobs::business::{Begun, begin, finish, payload};
 
 /// The columns a job decides on, read under the row lock.
 #[derive(Debug, Clone, sqlx::FromRow)]

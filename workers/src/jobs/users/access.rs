@@ -2,48 +2,11 @@
 //! guard and actor, the target row under lock, and the commit.
 
 use gad_shared::domain::usuario::{COLUMNS, Usuario};
-use gad_shared::envelope::JobEnvelope;
-use gad_shared::error_body::FieldError;
-use gad_shared::job::JobResult;
-use serde::de::DeserializeOwned;
 
-use super::super::{HandlerContext, HandlerError};
-use crate::effects::actor::{self, Actor};
-use crate::effects::{Tx, job_guard};
+use super::super::HandlerError;
+use crate::effects::Tx;
 
-pub enum Begun {
-    /// An earlier delivery committed: its result is the answer.
-    Done(JobResult),
-    Run(Tx<'static>, Actor),
-}
-
-/// A job with no submitter, or whose submitter is gone or disabled, may do nothing.
-pub async fn begin(ctx: &HandlerContext, job: &JobEnvelope) -> Result<Begun, HandlerError> {
-    let mut tx = ctx.db.begin().await?;
-    if let Some(prior) = job_guard::lock(&mut tx, job.job_id).await? {
-        return Ok(Begun::Done(prior));
-    }
-    let Some(usuario) = job.submitted_by else {
-        return Err(HandlerError::forbidden());
-    };
-    let actor = actor::load(&mut tx, usuario)
-        .await?
-        .ok_or_else(HandlerError::forbidden)?;
-    Ok(Begun::Run(tx, actor))
-}
-
-/// Records the job's success with its effects and commits both.
-pub async fn finish(mut tx: Tx<'static>, job: &JobEnvelope, result: JobResult) -> Result<JobResult, HandlerError> {
-    job_guard::complete(&mut tx, job.job_id, &result).await?;
-    tx.commit().await?;
-    Ok(result)
-}
-
-/// The typed payload; one that does not fit is the publisher's bug.
-pub fn payload<T: DeserializeOwned>(job: &JobEnvelope) -> Result<T, HandlerError> {
-    serde_json::from_value(job.payload.clone())
-        .map_err(|e| HandlerError::Invalid(vec![FieldError::new("payload", "invalid", e.to_string())]))
-}
+pub use crate::jobs::business::{Begun, begin, finish, payload};
 
 /// A live usuario, with its password hash, locked for the rest of the job.
 #[derive(Debug, sqlx::FromRow)]
