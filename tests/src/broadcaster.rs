@@ -15,6 +15,7 @@ pub fn settings(iso: &Isolation) -> BroadcasterSettings {
     BroadcasterSettings {
         environment: ENVIRONMENT,
         nats: iso.nats.clone(),
+        postgres: iso.postgres.clone(),
         redis: iso.redis.clone(),
         auth: iso.auth.clone(),
         telemetry: Default::default(),
