@@ -97,20 +97,8 @@ async fn run(
     };
     let (status, ack) = settle(&outcome, attempt, max_attempts, ctx.policy);
     let record = apply(started, status, &outcome);
-    if status == JobStatus::Dead {
-        let error = record
-            .error
-            .clone()
-            .unwrap_or_else(|| job_error("dead", "retries exhausted"));
-        let id = job.job_id.to_string();
-        if let Err(e) =
-            dead_letter::write(&ctx.js, &ctx.topology, msg, Some(&id), Some(&job.kind), attempt, &error).await
-        {
-            // Terminating now would lose the job: let it come back instead.
-            tracing::error!(error = %e, "dead-letter write failed; job stays in the queue");
-            acknowledge(msg, Ack::Nak(ctx.policy.cap)).await;
-            return Processed::Retried;
-        }
+    if status == JobStatus::Dead && !dead_letter_first(ctx, msg, &job, attempt, &record).await {
+        return Processed::Retried;
     }
     if let Err(e) = ctx.store.finish(&record).await {
         tracing::warn!(error = %e, "cannot record job outcome; will retry");
@@ -120,6 +108,30 @@ async fn run(
     metrics::counter!("jobs_finished_total", "kind" => kind_label(&job.kind), "status" => status.as_str()).increment(1);
     acknowledge(msg, ack).await;
     Processed::Settled(status)
+}
+
+/// Writes the dead-letter record a terminated job needs first. False when
+/// that failed: the job was nak'ed instead, since terminating would lose it.
+async fn dead_letter_first(
+    ctx: &WorkerContext,
+    msg: &jetstream::Message,
+    job: &JobEnvelope,
+    attempt: u32,
+    record: &JobRecord,
+) -> bool {
+    let error = record
+        .error
+        .clone()
+        .unwrap_or_else(|| job_error("dead", "retries exhausted"));
+    let id = job.job_id.to_string();
+    match dead_letter::write(&ctx.js, &ctx.topology, msg, Some(&id), Some(&job.kind), attempt, &error).await {
+        Ok(()) => true,
+        Err(e) => {
+            tracing::error!(error = %e, "dead-letter write failed; job stays in the queue");
+            acknowledge(msg, Ack::Nak(ctx.policy.cap)).await;
+            false
+        }
+    }
 }
 
 /// A read-only job (a PostGIS query): no separate "running" row or
@@ -158,19 +170,8 @@ async fn run_read_only(
         status,
         &outcome,
     );
-    if status == JobStatus::Dead {
-        let error = record
-            .error
-            .clone()
-            .unwrap_or_else(|| job_error("dead", "retries exhausted"));
-        let id = job.job_id.to_string();
-        if let Err(e) =
-            dead_letter::write(&ctx.js, &ctx.topology, msg, Some(&id), Some(&job.kind), attempt, &error).await
-        {
-            tracing::error!(error = %e, "dead-letter write failed; job stays in the queue");
-            acknowledge(msg, Ack::Nak(ctx.policy.cap)).await;
-            return Processed::Retried;
-        }
+    if status == JobStatus::Dead && !dead_letter_first(ctx, msg, &job, attempt, &record).await {
+        return Processed::Retried;
     }
     if let Err(e) = ctx.store.record_read_only(&job, &record).await {
         tracing::warn!(error = %e, "cannot record job outcome; will retry");
