@@ -137,3 +137,22 @@ pub async fn request_id_layer(req: axum::extract::Request, next: axum::middlewar
     }
     response
 }
+
+/// Operator actions on the dead-letter queue (§6.3).
+impl From<crate::dlq::DlqError> for ApiError {
+    fn from(e: crate::dlq::DlqError) -> Self {
+        use crate::dlq::DlqError;
+        match e {
+            DlqError::NotFound => ApiError::not_found("dead-letter record"),
+            DlqError::NotDead(status) => ApiError::new(StatusCode::CONFLICT, "job_not_dead", e.to_string())
+                .with_details(serde_json::json!({ "status": status.as_str() })),
+            DlqError::Undecodable => ApiError::new(StatusCode::CONFLICT, "dlq_undecodable", e.to_string()),
+            DlqError::Redacted => ApiError::new(StatusCode::CONFLICT, "dlq_redacted", e.to_string()),
+            DlqError::Nats(_) | DlqError::Timeout(_) => {
+                tracing::warn!(error = %e, "dead-letter queue unavailable");
+                ApiError::dependency_unavailable("nats")
+            }
+            DlqError::Database(db) => db.into(),
+        }
+    }
+}

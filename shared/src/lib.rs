@@ -6,11 +6,13 @@
 //! - [`topology`]: stream, subject and bucket names, and their creation.
 //! - [`auth`]: the JWT issuer, verifier and revocation mirror.
 //! - [`error_body`] and [`http_error`]: the §7 error shape and its HTTP mapping.
+//! - [`dlq`]: listing, replaying and discarding dead-letter records.
 //! - [`db`], [`redis_conn`]: PostgreSQL pools and migrations; soft Redis.
 //! - [`telemetry`], [`shutdown`], [`password`]: process plumbing.
 
 pub mod auth;
 pub mod db;
+pub mod dlq;
 pub mod domain;
 pub mod envelope;
 pub mod error_body;

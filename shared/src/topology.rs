@@ -100,6 +100,10 @@ impl Topology {
     pub fn dlq_subject(&self, kind: &KindSpec) -> String {
         self.subject(&format!("gad.dlq.{}", kind.subject_suffix()))
     }
+    /// Every dead-letter subject (what operators list).
+    pub fn dlq_filter(&self) -> String {
+        self.subject("gad.dlq.>")
+    }
     /// Where messages that could not even be decoded are kept, raw.
     pub fn dlq_undecodable_subject(&self) -> String {
         self.subject("gad.dlq.undecodable")

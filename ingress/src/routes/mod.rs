@@ -3,6 +3,7 @@
 pub mod admin;
 pub mod auth;
 pub mod direct_audit;
+pub mod dlq;
 pub mod efectivos;
 pub mod emergency;
 pub mod geo;
@@ -48,6 +49,7 @@ pub fn router(state: AppState) -> Router {
         .merge(notifications::router())
         .merge(telegram_link::router())
         .merge(admin::router())
+        .merge(dlq::router())
         .merge(legacy::router())
         .merge(efectivos::router())
         .merge(emergency::router())

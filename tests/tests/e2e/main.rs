@@ -7,6 +7,7 @@ mod auth;
 mod bad_input;
 mod cleanup;
 mod custom_app;
+mod dlq;
 mod efectivos;
 mod emergency;
 mod error_shape;

@@ -1,10 +1,11 @@
-//! `gad`: operator commands (migrate, seed, token) against the configured
-//! PostgreSQL, with the same settings as the workers.
+//! `gad`: operator commands (migrate, seed, token, dlq) against the
+//! configured PostgreSQL and NATS, with the same settings as the workers.
 
 use anyhow::{Context, bail};
 use clap::{Parser, Subcommand};
 use gad_shared::auth::TokenIssuer;
-use gad_shared::{db, settings};
+use gad_shared::dlq::{Actor, DlqEntry, DlqId, DlqOps, ListQuery};
+use gad_shared::{db, settings, topology};
 use gad_workers::WorkersSettings;
 use gad_workers::seed::{self, Profile, SeedOptions};
 
@@ -35,6 +36,37 @@ enum Command {
         email: Option<String>,
         #[arg(long)]
         user_id: Option<i64>,
+    },
+    /// Operate the dead-letter queue (the same rules as `/api/v1/admin/dlq`).
+    Dlq {
+        #[command(subcommand)]
+        action: DlqAction,
+    },
+}
+
+#[derive(Subcommand)]
+enum DlqAction {
+    /// Records in stream order, one JSON object per line.
+    List {
+        #[arg(long)]
+        kind: Option<String>,
+        #[arg(long, default_value_t = 0)]
+        skip: u64,
+        #[arg(long, default_value_t = 100)]
+        limit: u64,
+    },
+    /// Requeue a dead job (job id, or the record's sequence) with a fresh attempt budget.
+    Replay {
+        id: String,
+        /// The usuario recorded as actor in the audit row; none = the system.
+        #[arg(long)]
+        actor: Option<i64>,
+    },
+    /// Mark a dead job cancelled ("discarded") and drop its records.
+    Discard {
+        id: String,
+        #[arg(long)]
+        actor: Option<i64>,
     },
 }
 
@@ -105,6 +137,45 @@ async fn main() -> anyhow::Result<()> {
                 .map_err(|e| anyhow::anyhow!(e))?;
             println!("{token}");
         }
+        Command::Dlq { action } => dlq(&settings, pool, action).await?,
+    }
+    Ok(())
+}
+
+async fn dlq(settings: &WorkersSettings, pool: sqlx::PgPool, action: DlqAction) -> anyhow::Result<()> {
+    let (_client, js) = topology::connect(&settings.nats).await.context("connecting to NATS")?;
+    let topology = topology::Topology::new(&settings.nats);
+    let status = tokio::time::timeout(
+        settings.nats.publish_timeout,
+        js.get_key_value(topology.job_status_bucket()),
+    )
+    .await
+    .context("NATS did not answer")?
+    .context("binding the job status bucket")?;
+    let ops = DlqOps {
+        db: pool,
+        js,
+        topology,
+        status,
+        timeout: settings.nats.publish_timeout,
+    };
+    let print = |e: &DlqEntry| serde_json::to_string(e).map(|line| println!("{line}"));
+    let id = |raw: &str| DlqId::parse(raw).with_context(|| format!("{raw:?} is neither a job id nor a sequence"));
+    let actor = |usuario_id| Actor {
+        usuario_id,
+        user_agent: Some("gad-cli".into()),
+        ..Actor::default()
+    };
+    match action {
+        DlqAction::List { kind, skip, limit } => {
+            let (entries, total) = ops.list(&ListQuery { kind, skip, limit }).await?;
+            for e in &entries {
+                print(e)?;
+            }
+            eprintln!("{} of {total} records", entries.len());
+        }
+        DlqAction::Replay { id: raw, actor: by } => print(&ops.replay(id(&raw)?, &actor(by)).await?)?,
+        DlqAction::Discard { id: raw, actor: by } => print(&ops.discard(id(&raw)?, &actor(by)).await?)?,
     }
     Ok(())
 }
