@@ -156,6 +156,11 @@ impl Application {
             (&settings.workers).into(),
             shutdown.clone(),
         ));
+        loops.spawn(crate::max_deliveries::run(
+            ctx.clone(),
+            health.nats.clone(),
+            shutdown.clone(),
+        ));
         for (group, consumer) in consumers {
             let s = settings.workers.group(&group);
             tracing::info!(%group, concurrency = s.concurrency, "worker group started");

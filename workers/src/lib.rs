@@ -5,7 +5,8 @@
 //! in exactly one place ([`outcome`]).
 //!
 //! - [`application`], [`consumer`], [`process`]: the group loops and one delivery.
-//! - [`outcome`], [`backoff`], [`dead_letter`]: acknowledgements, retries, the DLQ.
+//! - [`outcome`], [`backoff`], [`dead_letter`]: acknowledgements, retries, the DLQ;
+//!   [`max_deliveries`]: jobs no worker ever acknowledged, dead-lettered too.
 //! - [`job_store`], [`events`]: the `jobs` row, the fast status, `GAD_EVENTS`.
 //! - [`jobs`]: the handlers, one file per kind.
 //! - [`seed`]: the deterministic demo and benchmark data generator.
@@ -19,6 +20,7 @@ pub mod events;
 pub mod health;
 pub mod job_store;
 pub mod jobs;
+pub mod max_deliveries;
 pub mod outcome;
 pub mod process;
 pub mod relay;

@@ -14,6 +14,7 @@ mod error_shape;
 mod idempotency;
 mod jobs;
 mod map;
+mod max_deliveries;
 mod modes;
 mod nats_down;
 mod nearest_oracle;
