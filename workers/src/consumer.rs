@@ -9,6 +9,7 @@ use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use crate::job_metrics::{self, KindLabels};
 use crate::process::{WorkerContext, process_one};
 use crate::settings::GroupSettings;
 
@@ -54,6 +55,10 @@ pub async fn run(
     tracker: TaskTracker,
 ) {
     let permits = Arc::new(Semaphore::new(settings.concurrency));
+    let kinds = KindLabels::new(&ctx.topology);
+    if let Some(lane) = gad_shared::job::GROUPS.iter().find(|g| **g == group) {
+        tracker.spawn(job_metrics::watch_pending(consumer.clone(), lane, cancel.clone()));
+    }
     'reconnect: while !cancel.is_cancelled() {
         let messages = consumer
             .stream()
@@ -86,8 +91,12 @@ pub async fn run(
             match next {
                 Some(Ok(msg)) => {
                     let ctx = ctx.clone();
+                    let kind = kinds.of(&msg.subject);
                     tracker.spawn(async move {
-                        process_one(&ctx, msg, settings.deadline).await;
+                        job_metrics::started(kind);
+                        let began = std::time::Instant::now();
+                        let processed = process_one(&ctx, msg, settings.deadline).await;
+                        job_metrics::finished(kind, processed, began.elapsed());
                         drop(permit);
                     });
                 }

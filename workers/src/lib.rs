@@ -8,6 +8,7 @@
 //! - [`outcome`], [`backoff`], [`dead_letter`]: acknowledgements, retries, the DLQ;
 //!   [`max_deliveries`]: jobs no worker ever acknowledged, dead-lettered too.
 //! - [`job_store`], [`events`]: the `jobs` row, the fast status, `GAD_EVENTS`.
+//! - [`job_metrics`]: per-kind counters, durations, in-flight jobs, consumer lag.
 //! - [`jobs`]: the handlers, one file per kind.
 //! - [`seed`]: the deterministic demo and benchmark data generator.
 
@@ -18,6 +19,7 @@ pub mod dead_letter;
 pub mod effects;
 pub mod events;
 pub mod health;
+pub mod job_metrics;
 pub mod job_store;
 pub mod jobs;
 pub mod max_deliveries;

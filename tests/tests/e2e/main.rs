@@ -12,6 +12,7 @@ mod efectivos;
 mod emergency;
 mod error_shape;
 mod idempotency;
+mod job_metrics;
 mod jobs;
 mod map;
 mod max_deliveries;

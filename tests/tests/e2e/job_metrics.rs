@@ -1,0 +1,61 @@
+//! The workers' per-kind metrics (issue 4, "Metrics"), scraped as Prometheus
+//! would: started and succeeded counted per kind, the run timed, nothing left
+//! in flight, and each group's consumer lag published.
+
+use std::time::Duration;
+
+use gad_e2e::{spawn_app, unused_port};
+use reqwest::StatusCode;
+
+const NEAREST: &str = "/api/v1/geo/nearest?lat=-34.6037&lng=-58.3816&k=3";
+
+/// The value of the sample named `name` whose labels contain `labels`.
+fn sample(text: &str, name: &str, labels: &str) -> Option<f64> {
+    text.lines()
+        .filter(|l| l.starts_with(name) && l[name.len()..].starts_with('{') && l.contains(labels))
+        .find_map(|l| l.rsplit(' ').next()?.parse().ok())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_job_is_counted_timed_and_its_lane_lag_published() -> anyhow::Result<()> {
+    // This test binary's process gets its own recorder (nextest runs each test alone).
+    let addr = std::net::SocketAddr::from(([127, 0, 0, 1], unused_port()?));
+    gad_shared::telemetry::init_metrics(addr)?;
+    let app = spawn_app().await?;
+    let sup = app.supervisor.token.clone();
+    for _ in 0..2 {
+        let r = app.get_with(NEAREST, Some(&sup), &[("Prefer", "wait=10")]).await?;
+        assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    }
+    let kind = r#"kind="geo.nearest""#;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
+    let text = loop {
+        let text = app
+            .client
+            .get(format!("http://{addr}/metrics"))
+            .send()
+            .await?
+            .text()
+            .await?;
+        let ready = sample(&text, "gad_jobs_succeeded_total", kind) == Some(2.0)
+            && sample(&text, "job_queue_depth", r#"lane="geo""#).is_some();
+        if ready {
+            break text;
+        }
+        anyhow::ensure!(
+            tokio::time::Instant::now() < deadline,
+            "metrics never complete:\n{text}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    assert_eq!(sample(&text, "gad_jobs_started_total", kind), Some(2.0));
+    assert_eq!(sample(&text, "gad_jobs_in_flight", kind), Some(0.0));
+    assert_eq!(sample(&text, "gad_jobs_dead_total", kind), None, "nothing died");
+    assert_eq!(
+        sample(&text, "gad_job_run_duration_seconds_count", kind),
+        Some(2.0),
+        "{text}"
+    );
+    assert_eq!(sample(&text, "job_queue_depth", r#"lane="geo""#), Some(0.0));
+    app.stop().await
+}
