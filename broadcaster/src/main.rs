@@ -2,6 +2,9 @@ use anyhow::Context;
 use gad_broadcaster::{Application, BroadcasterSettings};
 use tokio_util::sync::CancellationToken;
 
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let settings: BroadcasterSettings = gad_shared::settings::load("broadcaster").context("loading settings")?;

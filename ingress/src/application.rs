@@ -17,7 +17,7 @@ use tower_http::normalize_path::NormalizePathLayer;
 
 use crate::nats::Nats;
 use crate::settings::IngressSettings;
-use crate::state::AppState;
+use crate::state::{AppState, Shared};
 use crate::waiters::Waiters;
 
 #[derive(Debug, thiserror::Error)]
@@ -61,7 +61,7 @@ impl Application {
         let waiters = Waiters::new(settings.ingress.max_waiters);
         waiters.follow(client, nats.topology.job_status_updates(), background.clone(), &tracker);
         let db = db::connect(&settings.postgres, settings.postgres.statement_timeout).await?;
-        let state = AppState {
+        let state = AppState::new(Shared {
             verifier: TokenVerifier::new(&settings.auth, revocations),
             issuer: TokenIssuer::new(&settings.auth),
             redis: Redis::new(&settings.redis),
@@ -70,7 +70,7 @@ impl Application {
             waiters,
             db,
             draining: CancellationToken::new(),
-        };
+        });
         Ok(Self {
             listener,
             state,

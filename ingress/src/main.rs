@@ -2,6 +2,9 @@ use anyhow::Context;
 use gad_ingress::{Application, IngressSettings};
 use tokio_util::sync::CancellationToken;
 
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let settings: IngressSettings = gad_shared::settings::load("ingress").context("loading settings")?;

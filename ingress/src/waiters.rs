@@ -72,6 +72,14 @@ impl Waiters {
         })
     }
 
+    /// Whether a request waits for the job named by a `$KV.<bucket>.<job_id>` subject.
+    fn is_awaited(&self, subject: &str) -> bool {
+        let Some(id) = subject.rsplit('.').next().and_then(|k| Uuid::parse_str(k).ok()) else {
+            return false;
+        };
+        self.inner.lock().map(|m| m.contains_key(&id)).unwrap_or(false)
+    }
+
     fn complete(&self, record: JobRecord) {
         let senders = self.inner.lock().ok().and_then(|mut m| m.remove(&record.job_id));
         for tx in senders.into_iter().flatten() {
@@ -101,6 +109,11 @@ impl Waiters {
                     _ = cancel.cancelled() => break,
                     msg = sub.next() => {
                         let Some(msg) = msg else { break };
+                        // Most updates concern jobs nobody here waits for: skip
+                        // them before paying for the decode.
+                        if !me.is_awaited(&msg.subject) {
+                            continue;
+                        }
                         match envelope::decode::<JobRecord>(&msg.payload, None) {
                             Ok(record) if record.status.is_terminal() => me.complete(record),
                             Ok(_) => {}

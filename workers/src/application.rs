@@ -15,6 +15,7 @@ use crate::job_store::JobStore;
 use crate::jobs::HandlerContext;
 use crate::outcome::RetryPolicy;
 use crate::process::WorkerContext;
+use crate::row_batch::RowBatcher;
 use crate::settings::WorkersSettings;
 
 #[derive(Debug, thiserror::Error)]
@@ -86,6 +87,7 @@ impl Application {
                 status,
                 js: js.clone(),
                 topology: topology.clone(),
+                rows: RowBatcher::spawn(db.clone(), 4 * settings.workers.row_batch_max, settings.workers.row_batch_max),
             },
             handlers: HandlerContext {
                 db: db.clone(),

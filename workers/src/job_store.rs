@@ -11,6 +11,7 @@ use serde_json::json;
 use sqlx::PgPool;
 
 use crate::events::{EventError, publish_event};
+use crate::row_batch::{BatchError, Row, RowBatcher};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -20,6 +21,8 @@ pub enum StoreError {
     Status(String),
     #[error(transparent)]
     Event(#[from] EventError),
+    #[error(transparent)]
+    Batch(#[from] BatchError),
 }
 
 #[derive(Clone)]
@@ -28,6 +31,8 @@ pub struct JobStore {
     pub status: kv::Store,
     pub js: jetstream::Context,
     pub topology: Topology,
+    /// Read-only jobs' rows, group-committed.
+    pub rows: RowBatcher,
 }
 
 impl JobStore {
@@ -49,7 +54,7 @@ impl JobStore {
         .bind(attempt as i32)
         .bind(max_attempts as i32)
         .bind(job.submitted_by)
-        .bind(job.request_id.as_deref().map(|r| &r[..r.len().min(64)]))
+        .bind(job.request_id.as_deref().map(|r| r.chars().take(64).collect::<String>()))
         .bind(&summary)
         .bind(job.submitted_at)
         .fetch_optional(&self.db)
@@ -92,32 +97,26 @@ impl JobStore {
     /// and finished), then makes it visible. A row already terminal is left alone.
     pub async fn record_read_only(&self, job: &JobEnvelope, record: &JobRecord) -> Result<(), StoreError> {
         let finished = record.status.is_terminal().then(Utc::now);
-        let written = sqlx::query(
-            "INSERT INTO jobs (job_id, kind, status, attempts, max_attempts, submitted_by, request_id, payload_summary,
-                               result, error, created_at, started_at, finished_at)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)
-             ON CONFLICT (job_id) DO UPDATE
-                SET status = EXCLUDED.status, attempts = EXCLUDED.attempts, result = EXCLUDED.result,
-                    error = EXCLUDED.error, started_at = COALESCE(jobs.started_at, EXCLUDED.started_at),
-                    finished_at = EXCLUDED.finished_at
-              WHERE jobs.status NOT IN ('succeeded', 'failed', 'dead', 'cancelled')",
-        )
-        .bind(record.job_id)
-        .bind(&record.kind)
-        .bind(record.status)
-        .bind(record.attempts as i32)
-        .bind(record.max_attempts as i32)
-        .bind(record.submitted_by)
-        .bind(job.request_id.as_deref().map(|r| &r[..r.len().min(64)]))
-        .bind(&record.payload_summary)
-        .bind(record.result.as_ref().map(|r| json!(r)))
-        .bind(record.error.as_ref().map(|e| json!(e)))
-        .bind(record.created_at)
-        .bind(record.started_at)
-        .bind(finished)
-        .execute(&self.db)
-        .await?;
-        if written.rows_affected() == 0 {
+        let written = self
+            .rows
+            .write(Row {
+                job_id: record.job_id,
+                kind: record.kind.clone(),
+                status: record.status.as_str(),
+                attempts: record.attempts as i32,
+                max_attempts: record.max_attempts as i32,
+                submitted_by: record.submitted_by,
+                // varchar(64) counts characters; the id came from a client header.
+                request_id: job.request_id.as_deref().map(|r| r.chars().take(64).collect()),
+                payload_summary: record.payload_summary.clone(),
+                result: record.result.as_ref().map(|r| json!(r)),
+                error: record.error.as_ref().map(|e| json!(e)),
+                created_at: record.created_at,
+                started_at: record.started_at,
+                finished_at: finished,
+            })
+            .await?;
+        if !written {
             // Already terminal (cancelled meanwhile, or finished by another
             // delivery): the row wins, and the status must say what it says.
             return match self.load(record.job_id).await? {

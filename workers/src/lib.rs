@@ -27,6 +27,7 @@ pub mod outcome;
 pub mod process;
 pub mod relay;
 pub mod retention;
+pub mod row_batch;
 pub mod seed;
 pub mod settings;
 pub mod timers;

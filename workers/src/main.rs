@@ -2,6 +2,9 @@ use anyhow::Context;
 use gad_workers::{Application, WorkersSettings};
 use tokio_util::sync::CancellationToken;
 
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let settings: WorkersSettings = gad_shared::settings::load("workers").context("loading settings")?;

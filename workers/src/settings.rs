@@ -61,6 +61,8 @@ pub struct WorkersSection {
     /// coalesced location events).
     #[serde(with = "humantime_serde")]
     pub timers_interval: Duration,
+    /// Most read-only jobs' rows written by one statement (group commit).
+    pub row_batch_max: usize,
     /// `EMERGENCY_ACK_TIMEOUT`: an emergency asignación unanswered this long is
     /// re-dispatched; the unit is reminded once at half of it.
     #[serde(with = "humantime_serde")]
@@ -115,6 +117,7 @@ impl Default for WorkersSection {
             jobs_retention_days: 30,
             retention_batch: 1000,
             timers_interval: Duration::from_secs(1),
+            row_batch_max: 256,
             emergency_ack_timeout: Duration::from_secs(300),
             emergency_max_radius_m: None,
             emergency_max_position_age: None,
