@@ -124,7 +124,15 @@ fn outcome_response(record: &JobRecord) -> Response {
     match (record.status, &record.result, &record.error) {
         (JobStatus::Succeeded, Some(result), _) => {
             let status = StatusCode::from_u16(result.http_status).unwrap_or(StatusCode::OK);
-            (status, Json(result.body.clone())).into_response()
+            let mut response = (status, Json(result.body.clone())).into_response();
+            let location = (status == StatusCode::CREATED)
+                .then(|| crate::created::location(&record.kind, &result.body))
+                .flatten()
+                .and_then(|path| HeaderValue::from_str(&path).ok());
+            if let Some(v) = location {
+                response.headers_mut().insert(header::LOCATION, v);
+            }
+            response
         }
         (JobStatus::Dead, _, _) => ApiError::new(
             StatusCode::SERVICE_UNAVAILABLE,

@@ -6,6 +6,7 @@
 mod auth;
 mod bad_input;
 mod cleanup;
+mod created_location;
 mod custom_app;
 mod dlq;
 mod efectivos;

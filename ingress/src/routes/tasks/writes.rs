@@ -1,8 +1,8 @@
 //! Queued writes: create (QW, 201 with `Location`), edit and delete (QW).
 
 use axum::extract::{Path, State};
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
-use axum::response::{IntoResponse, Response};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::Response;
 use gad_shared::domain::tarea;
 use gad_shared::error_body::FieldError;
 use gad_shared::http_error::ApiError;
@@ -142,26 +142,8 @@ pub async fn create(
     payload.insert("origen".into(), json!("api"));
     let payload = Value::Object(payload);
     let summary = json!({ "codigo": payload["codigo"], "tipo": payload["tipo"], "delegado_usuario_id": payload["delegado_usuario_id"] });
-    let mut response = submit(&state, &caller, "task.create", payload, summary, prefer).await?;
-    if response.status() == StatusCode::CREATED {
-        response = with_location(response).await;
-    }
-    Ok(response)
-}
-
-/// `Location` of a created tarea, read from the answer's `id`.
-async fn with_location(response: Response) -> Response {
-    let (mut parts, body) = response.into_parts();
-    let Ok(bytes) = axum::body::to_bytes(body, crate::routes::MAX_BODY_BYTES * 4).await else {
-        return ApiError::internal("created tarea answer unreadable").into_response();
-    };
-    let id = serde_json::from_slice::<Value>(&bytes)
-        .ok()
-        .and_then(|v| v["id"].as_i64());
-    if let Some(v) = id.and_then(|id| HeaderValue::from_str(&format!("/api/v1/tasks/{id}")).ok()) {
-        parts.headers.insert(header::LOCATION, v);
-    }
-    Response::from_parts(parts, axum::body::Body::from(bytes))
+    // The `Location` of the 201 comes with every create's answer (job_answer).
+    submit(&state, &caller, "task.create", payload, summary, prefer).await
 }
 
 pub async fn update(
