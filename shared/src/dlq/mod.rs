@@ -23,8 +23,9 @@ use crate::topology::Topology;
 
 pub use entry::{DlqEntry, DlqId};
 
-/// Headers of a dead-letter record. They are written by
-/// `gad_workers::dead_letter`; a unit test there keeps both lists equal.
+/// Headers of a dead-letter record, written by `gad_workers::dead_letter`
+/// under these same names. `REDACTED` marks a copy whose secrets were
+/// blanked, which therefore cannot be replayed.
 pub mod header {
     pub const JOB_ID: &str = "Gad-Job-Id";
     pub const KIND: &str = "Gad-Kind";

@@ -8,6 +8,7 @@ mod bad_input;
 mod cleanup;
 mod created_location;
 mod custom_app;
+mod dead_letter_secrets;
 mod dlq;
 mod efectivos;
 mod emergency;

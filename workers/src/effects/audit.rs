@@ -3,6 +3,7 @@
 use uuid::Uuid;
 
 use super::Tx;
+use crate::job_store::redact;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Severity {
@@ -78,8 +79,9 @@ pub async fn record(tx: &mut Tx<'_>, e: Entry<'_>) -> Result<(), sqlx::Error> {
     .bind(e.severity.as_str())
     .bind(e.resource_type)
     .bind(&e.resource_id)
-    .bind(e.before.map(redact))
-    .bind(e.after.map(redact))
+    // Row images never carry secrets: the same rule as the jobs row.
+    .bind(e.before.as_ref().map(redact))
+    .bind(e.after.as_ref().map(redact))
     .bind(e.request_id.map(|r| &r[..r.len().min(64)]))
     .bind(e.job_id)
     .bind(e.success)
@@ -87,16 +89,4 @@ pub async fn record(tx: &mut Tx<'_>, e: Entry<'_>) -> Result<(), sqlx::Error> {
     .execute(&mut **tx)
     .await?;
     Ok(())
-}
-
-/// Row images never carry secrets.
-fn redact(mut v: serde_json::Value) -> serde_json::Value {
-    if let Some(map) = v.as_object_mut() {
-        for key in ["hashed_password", "password"] {
-            if map.contains_key(key) {
-                map.insert(key.into(), serde_json::json!("<redacted>"));
-            }
-        }
-    }
-    v
 }
