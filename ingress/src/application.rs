@@ -105,11 +105,12 @@ impl Application {
             let _ = tcp.set_nodelay(true);
         });
         let signal = shutdown.clone();
-        let server = axum::serve(listener, ServiceExt::<axum::extract::Request>::into_make_service(app))
-            .with_graceful_shutdown(async move {
-                signal.cancelled().await;
-                draining.cancel();
-            });
+        // The peer address is what `client` resolves the client from (§6.4).
+        let service = ServiceExt::<axum::extract::Request>::into_make_service_with_connect_info::<SocketAddr>(app);
+        let server = axum::serve(listener, service).with_graceful_shutdown(async move {
+            signal.cancelled().await;
+            draining.cancel();
+        });
         let server = tokio::spawn(async move { server.await });
         shutdown.cancelled().await;
         let result = match tokio::time::timeout(grace, server).await {

@@ -11,6 +11,7 @@
 pub mod application;
 pub mod body;
 pub mod caller;
+pub mod client;
 pub mod created;
 pub mod idempotency;
 pub mod job_answer;

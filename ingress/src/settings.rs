@@ -38,6 +38,9 @@ pub struct IngressSection {
     /// Grace period for in-flight requests after SIGTERM.
     #[serde(with = "humantime_serde")]
     pub shutdown_grace: Duration,
+    /// Peers (addresses or CIDR blocks) whose `X-Forwarded-For` / `X-Real-IP`
+    /// name the client (§6.4); empty: the TCP peer is the client.
+    pub trusted_proxies: Vec<crate::client::TrustedProxy>,
 }
 
 impl Default for IngressSection {
@@ -49,6 +52,7 @@ impl Default for IngressSection {
             max_wait: Duration::from_secs(30),
             max_waiters: 10_000,
             shutdown_grace: Duration::from_secs(25),
+            trusted_proxies: Vec::new(),
         }
     }
 }

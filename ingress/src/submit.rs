@@ -57,6 +57,7 @@ pub async fn submit(
         submitted_by: Some(caller.user_id),
         submitted_at: now,
         request_id: job.request_id,
+        client: crate::client::current(),
         payload: job.payload,
     };
     let record = JobRecord {

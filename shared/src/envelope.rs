@@ -32,8 +32,22 @@ pub struct JobEnvelope {
     pub submitted_at: DateTime<Utc>,
     #[serde(default)]
     pub request_id: Option<String>,
+    /// Who sent the request, for the audit row. Optional (and left out when
+    /// absent), so envelopes from before it, and from importers, still decode.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client: Option<ClientInfo>,
     /// Kind-specific parameters, validated again by the handler.
     pub payload: serde_json::Value,
+}
+
+/// The client of an HTTP request (domain.md §6.4): its address as ingress
+/// resolved it (trusted proxies considered) and its user agent.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ClientInfo {
+    #[serde(default)]
+    pub ip: Option<String>,
+    #[serde(default)]
+    pub user_agent: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -100,6 +114,10 @@ mod tests {
             submitted_by,
             submitted_at: Utc::now(),
             request_id: Some("req-1".into()),
+            client: Some(ClientInfo {
+                ip: Some("203.0.113.7".into()),
+                user_agent: None,
+            }),
             payload: serde_json::json!({"lat": lat, "lng": -58.4, "k": 5}),
         }
     }

@@ -37,9 +37,16 @@ pub async fn start(
     ready_within: Option<Duration>,
     tasks: &mut ServiceTasks,
 ) -> anyhow::Result<SocketAddr> {
-    let app = Application::build(settings(iso, nats))
-        .await
-        .context("building ingress")?;
+    start_with(settings(iso, nats), ready_within, tasks).await
+}
+
+/// [`start`] with settings a test edited (trusted proxies, say).
+pub async fn start_with(
+    settings: IngressSettings,
+    ready_within: Option<Duration>,
+    tasks: &mut ServiceTasks,
+) -> anyhow::Result<SocketAddr> {
+    let app = Application::build(settings).await.context("building ingress")?;
     let addr = app.local_addr()?;
     if let Some(within) = ready_within {
         let deadline = tokio::time::Instant::now() + within;

@@ -42,8 +42,8 @@ pub async fn record(db: &PgPool, headers: &HeaderMap, a: DirectAudit<'_>) {
     let request_id = current_request_id().map(|r| r.chars().take(64).collect::<String>());
     let written = sqlx::query(
         "INSERT INTO audit_log (actor_usuario_id, action, severity, resource_type, resource_id, after, request_id,
-                                user_agent, success, error_code)
-         VALUES ($1, $2, $3::audit_severity, 'usuario', $4, $5, $6, $7, $8, $9)",
+                                user_agent, success, error_code, ip)
+         VALUES ($1, $2, $3::audit_severity, 'usuario', $4, $5, $6, $7, $8, $9, $10::inet)",
     )
     .bind(a.actor_usuario_id)
     .bind(a.action)
@@ -54,6 +54,7 @@ pub async fn record(db: &PgPool, headers: &HeaderMap, a: DirectAudit<'_>) {
     .bind(user_agent)
     .bind(a.success)
     .bind(a.error_code)
+    .bind(crate::client::current().and_then(|c| c.ip))
     .execute(db)
     .await;
     if let Err(e) = written {

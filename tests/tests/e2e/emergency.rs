@@ -652,6 +652,7 @@ async fn an_emergency_past_its_retry_budget_fails_and_alerts() -> anyhow::Result
         submitted_by: Some(app.supervisor.id),
         submitted_at: Utc::now() - chrono::Duration::seconds(31),
         request_id: None,
+        client: None,
         payload: body_at(LAT, LNG),
     };
     let spec = kind_spec("emergency.dispatch").context("kind")?;

@@ -216,6 +216,7 @@ async fn publish_job(app: &TestApp, record: &JobRecord) -> anyhow::Result<()> {
         submitted_by: record.submitted_by,
         submitted_at: record.created_at,
         request_id: None,
+        client: None,
         payload: record.payload_summary.clone(),
     };
     let mut hdrs = HeaderMap::new();

@@ -6,6 +6,7 @@
 mod auth;
 mod bad_input;
 mod cleanup;
+mod client_ip;
 mod created_location;
 mod custom_app;
 mod dead_letter_secrets;

@@ -1,5 +1,8 @@
 //! Audit rows (§2.1 audit_log): one per business write, in its transaction.
 
+use std::net::IpAddr;
+
+use gad_shared::envelope::ClientInfo;
 use uuid::Uuid;
 
 use super::Tx;
@@ -35,6 +38,8 @@ pub struct Entry<'a> {
     pub after: Option<serde_json::Value>,
     pub job_id: Option<Uuid>,
     pub request_id: Option<&'a str>,
+    /// The HTTP client behind the job (§6.4), when it came through ingress.
+    pub client: Option<&'a ClientInfo>,
     pub success: bool,
     pub error_code: Option<&'a str>,
 }
@@ -51,6 +56,7 @@ impl<'a> Entry<'a> {
             after: None,
             job_id: None,
             request_id: None,
+            client: None,
             success: true,
             error_code: None,
         }
@@ -69,8 +75,8 @@ pub async fn record(tx: &mut Tx<'_>, e: Entry<'_>) -> Result<(), sqlx::Error> {
     };
     sqlx::query(
         "INSERT INTO audit_log (event_id, actor_usuario_id, action, severity, resource_type, resource_id, before, after,
-                                request_id, job_id, success, error_code)
-         VALUES ($1, $2, $3, $4::audit_severity, $5, $6, $7, $8, $9, $10, $11, $12)
+                                request_id, job_id, success, error_code, ip, user_agent)
+         VALUES ($1, $2, $3, $4::audit_severity, $5, $6, $7, $8, $9, $10, $11, $12, $13::inet, $14)
          ON CONFLICT (event_id) DO NOTHING",
     )
     .bind(event_id)
@@ -86,7 +92,16 @@ pub async fn record(tx: &mut Tx<'_>, e: Entry<'_>) -> Result<(), sqlx::Error> {
     .bind(e.job_id)
     .bind(e.success)
     .bind(e.error_code)
+    .bind(client_ip(e.client))
+    .bind(e.client.and_then(|c| c.user_agent.as_deref()))
     .execute(&mut **tx)
     .await?;
     Ok(())
+}
+
+/// Only a well-formed address reaches the `inet` column: an envelope from an
+/// importer may carry anything, and a bad one must not fail the business write.
+fn client_ip(client: Option<&ClientInfo>) -> Option<String> {
+    let ip: IpAddr = client?.ip.as_deref()?.parse().ok()?;
+    Some(ip.to_string())
 }

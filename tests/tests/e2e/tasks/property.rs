@@ -105,6 +105,7 @@ impl Runner {
             submitted_by: Some(self.actor),
             submitted_at: chrono::Utc::now(),
             request_id: None,
+            client: None,
             payload,
         };
         jobs::run(&self.ctx, &job).await.map(|r| r.body)

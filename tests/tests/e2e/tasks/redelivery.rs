@@ -29,6 +29,7 @@ fn envelope(kind: &str, by: i64, payload: serde_json::Value) -> JobEnvelope {
         submitted_by: Some(by),
         submitted_at: chrono::Utc::now(),
         request_id: Some("redelivery-test".into()),
+        client: None,
         payload,
     }
 }

@@ -198,6 +198,7 @@ pub async fn run(ctx: &HandlerContext, job: &JobEnvelope) -> Result<JobResult, H
                 after: Some(json!({ "efectivo": body, "motivo": p.motivo })),
                 job_id: Some(job.job_id),
                 request_id: job.request_id.as_deref(),
+                client: job.client.as_ref(),
                 ..Entry::new("disponibilidad_changed", "efectivo", p.id)
             },
         )

@@ -274,6 +274,7 @@ async fn record_unassigned(
             })),
             job_id: Some(job.job_id),
             request_id: job.request_id.as_deref(),
+            client: job.client.as_ref(),
             success: false,
             error_code: Some(error_code),
             ..Entry::new("emergency_unassigned", "job", job.job_id)
@@ -403,6 +404,7 @@ async fn dispatch(ctx: &HandlerContext, job: &JobEnvelope, p: &Params) -> Result
             after: Some(json!({ "tarea": snapshot, "efectivo_id": unit.efectivo_id, "distance_m": unit.distance_m })),
             job_id: Some(job.job_id),
             request_id: job.request_id.as_deref(),
+            client: job.client.as_ref(),
             ..Entry::new("emergency_created", "tarea", tarea_id)
         },
     )

@@ -128,6 +128,7 @@ pub async fn run(ctx: &HandlerContext, job: &JobEnvelope) -> Result<JobResult, H
                 actor_usuario_id: Some(actor.usuario_id),
                 job_id: job.job_id,
                 request_id: job.request_id.as_deref(),
+                client: job.client.as_ref(),
                 motivo: "asignado a tarea en curso",
             };
             release::occupy(&mut tx, Some(&new_ids), cause).await?;
@@ -141,6 +142,7 @@ pub async fn run(ctx: &HandlerContext, job: &JobEnvelope) -> Result<JobResult, H
                 after: Some(json!({ "efectivos_asignados": after.efectivos_asignados, "nuevos": new_ids })),
                 job_id: Some(job.job_id),
                 request_id: job.request_id.as_deref(),
+                client: job.client.as_ref(),
                 ..Entry::new("task_assigned", "tarea", p.tarea_id)
             },
         )

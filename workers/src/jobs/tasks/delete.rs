@@ -53,6 +53,7 @@ pub async fn run(ctx: &HandlerContext, job: &JobEnvelope) -> Result<JobResult, H
         actor_usuario_id: Some(actor.usuario_id),
         job_id: job.job_id,
         request_id: job.request_id.as_deref(),
+        client: job.client.as_ref(),
         motivo: "tarea eliminada",
     };
     release::release(&mut tx, &units, cause).await?;
@@ -66,6 +67,7 @@ pub async fn run(ctx: &HandlerContext, job: &JobEnvelope) -> Result<JobResult, H
             after: Some(json!({ "deleted": true, "tarea": after })),
             job_id: Some(job.job_id),
             request_id: job.request_id.as_deref(),
+            client: job.client.as_ref(),
             ..Entry::new("task_deleted", "tarea", p.tarea_id)
         },
     )

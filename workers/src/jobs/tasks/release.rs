@@ -9,6 +9,7 @@
 //! release racing a start on another tarea waits for it and then sees the
 //! new hold, instead of freeing a unit that was just put to work.
 
+use gad_shared::envelope::ClientInfo;
 use serde_json::json;
 use uuid::Uuid;
 
@@ -42,6 +43,7 @@ pub struct Cause<'a> {
     pub actor_usuario_id: Option<i64>,
     pub job_id: Uuid,
     pub request_id: Option<&'a str>,
+    pub client: Option<&'a ClientInfo>,
     pub motivo: &'a str,
 }
 
@@ -113,6 +115,7 @@ async fn announce(tx: &mut Tx<'_>, ids: &[i64], from: &str, to: &str, cause: Cau
                 after: Some(json!({ "disponibilidad": to, "tarea_id": cause.tarea_id, "motivo": cause.motivo })),
                 job_id: Some(cause.job_id),
                 request_id: cause.request_id,
+                client: cause.client,
                 ..Entry::new("disponibilidad_changed", "efectivo", id)
             },
         )

@@ -97,6 +97,7 @@ pub async fn run(ctx: &HandlerContext, job: &JobEnvelope) -> Result<JobResult, H
             after: Some(json!({ "efectivo_id": efectivo_id, "respuesta": p.respuesta, "motivo": motivo })),
             job_id: Some(job.job_id),
             request_id: job.request_id.as_deref(),
+            client: job.client.as_ref(),
             ..Entry::new("assignment_answered", "tarea", p.tarea_id)
         },
     )
@@ -108,6 +109,7 @@ pub async fn run(ctx: &HandlerContext, job: &JobEnvelope) -> Result<JobResult, H
         actor_usuario_id: Some(actor.usuario_id),
         job_id: job.job_id,
         request_id: job.request_id.as_deref(),
+        client: job.client.as_ref(),
         motivo: "asignación rechazada",
     };
     let emergencia = locked.tipo == "emergencia";

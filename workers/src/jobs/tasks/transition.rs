@@ -205,6 +205,7 @@ pub async fn apply(
             after: Some(json!(after)),
             job_id: Some(job.job_id),
             request_id: job.request_id.as_deref(),
+            client: job.client.as_ref(),
             ..Entry::new("task_status_changed", "tarea", locked.id)
         },
     )
@@ -223,6 +224,7 @@ pub async fn apply(
         actor_usuario_id: actor,
         job_id: job.job_id,
         request_id: job.request_id.as_deref(),
+        client: job.client.as_ref(),
         motivo: accion.as_str(),
     };
     match accion {

@@ -56,6 +56,7 @@ pub async fn run(ctx: &HandlerContext, job: &JobEnvelope) -> Result<JobResult, H
             actor_usuario_id: Some(actor.usuario_id),
             job_id: job.job_id,
             request_id: job.request_id.as_deref(),
+            client: job.client.as_ref(),
             motivo: "desasignado",
         };
         release::release(&mut tx, &ids, cause).await?;
@@ -68,6 +69,7 @@ pub async fn run(ctx: &HandlerContext, job: &JobEnvelope) -> Result<JobResult, H
                 after: Some(json!({ "efectivos_asignados": after.efectivos_asignados })),
                 job_id: Some(job.job_id),
                 request_id: job.request_id.as_deref(),
+                client: job.client.as_ref(),
                 ..Entry::new("task_unassigned", "tarea", p.tarea_id)
             },
         )

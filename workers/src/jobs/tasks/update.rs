@@ -97,6 +97,7 @@ pub async fn run(ctx: &HandlerContext, job: &JobEnvelope) -> Result<JobResult, H
             after: Some(json!(after)),
             job_id: Some(job.job_id),
             request_id: job.request_id.as_deref(),
+            client: job.client.as_ref(),
             ..Entry::new("task_updated", "tarea", p.tarea_id)
         },
     )

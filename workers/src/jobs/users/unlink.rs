@@ -40,6 +40,7 @@ pub async fn run(ctx: &HandlerContext, job: &JobEnvelope) -> Result<JobResult, H
             after: Some(usuario.audit_image()),
             job_id: Some(job.job_id),
             request_id: job.request_id.as_deref(),
+            client: job.client.as_ref(),
             ..Entry::new("telegram_unlinked", "usuario", target.usuario_id)
         },
     )
