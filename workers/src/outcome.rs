@@ -16,6 +16,10 @@ pub enum Outcome {
     Transient {
         error: JobError,
         retry_after: Option<Duration>,
+        /// The retry must come no later than this from now, whatever the
+        /// policy says: a job with a deadline of its own (an emergency's 30 s)
+        /// is otherwise redelivered after it stopped mattering.
+        not_after: Option<Duration>,
     },
     /// Cancelled by a user before or while running.
     Cancelled,
@@ -44,8 +48,11 @@ pub fn settle(outcome: &Outcome, attempt: u32, max_attempts: u32, policy: RetryP
         Outcome::Failed(_) => (JobStatus::Failed, Ack::Ack),
         Outcome::Cancelled => (JobStatus::Cancelled, Ack::Ack),
         Outcome::Transient { .. } if attempt >= max_attempts => (JobStatus::Dead, Ack::Term),
-        Outcome::Transient { retry_after, .. } => {
+        Outcome::Transient {
+            retry_after, not_after, ..
+        } => {
             let delay = retry_after.unwrap_or_else(|| full_jitter(attempt, policy.base, policy.cap));
+            let delay = not_after.map_or(delay, |limit| delay.min(limit));
             (JobStatus::Queued, Ack::Nak(delay))
         }
     }
@@ -80,6 +87,7 @@ mod tests {
         let t = Outcome::Transient {
             error: err(),
             retry_after: Some(Duration::from_secs(3)),
+            not_after: None,
         };
         assert_eq!(
             settle(&t, 2, 5, P),
@@ -89,7 +97,25 @@ mod tests {
         let t = Outcome::Transient {
             error: err(),
             retry_after: None,
+            not_after: None,
         };
         assert!(matches!(settle(&t, 3, 5, P), (JobStatus::Queued, Ack::Nak(d)) if d <= Duration::from_secs(4)));
+    }
+
+    #[test]
+    fn a_retry_never_comes_later_than_the_jobs_own_limit() {
+        let limit = Duration::from_millis(1500);
+        for retry_after in [None, Some(Duration::from_secs(60))] {
+            let t = Outcome::Transient {
+                error: err(),
+                retry_after,
+                not_after: Some(limit),
+            };
+            for attempt in 1..8 {
+                let (status, ack) = settle(&t, attempt, 8, P);
+                assert_eq!(status, JobStatus::Queued);
+                assert!(matches!(ack, Ack::Nak(d) if d <= limit), "attempt {attempt}: {ack:?}");
+            }
+        }
     }
 }

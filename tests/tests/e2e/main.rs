@@ -13,6 +13,7 @@ mod dead_letter_secrets;
 mod dlq;
 mod efectivos;
 mod emergency;
+mod emergency_budget;
 mod error_shape;
 mod idempotency;
 mod job_metrics;

@@ -1,5 +1,7 @@
 //! Handler errors and whether each is worth retrying.
 
+use std::time::Duration;
+
 use gad_shared::error_body::FieldError;
 use gad_shared::job::JobError;
 
@@ -20,6 +22,10 @@ pub enum HandlerError {
     /// A deterministic business outcome (404, 409, 422…): the job fails at once.
     #[error("rejected: {}", .0.error)]
     Rejected(JobError),
+    /// `cause`, from a job that is worthless after `left` more time: if it
+    /// is retried, the retry comes within `left`.
+    #[error("{cause}")]
+    Within { cause: Box<HandlerError>, left: Duration },
 }
 
 impl HandlerError {
@@ -66,11 +72,21 @@ impl HandlerError {
             HandlerError::Deadline => Outcome::Transient {
                 error: error(503, "dependency_unavailable", "the job ran past its deadline".into()),
                 retry_after: None,
+                not_after: None,
+            },
+            HandlerError::Within { cause, left } => match cause.into_outcome() {
+                Outcome::Transient { error, retry_after, .. } => Outcome::Transient {
+                    error,
+                    retry_after,
+                    not_after: Some(left),
+                },
+                other => other,
             },
             HandlerError::Rejected(e) => Outcome::Failed(e),
             HandlerError::Database(e) if is_transient(&e) => Outcome::Transient {
                 error: error(503, "dependency_unavailable", "the database is unavailable".into()),
                 retry_after: None,
+                not_after: None,
             },
             HandlerError::Database(e) => match constraint_violation(&e) {
                 Some(rejection) => Outcome::Failed(rejection),

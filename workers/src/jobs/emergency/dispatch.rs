@@ -187,12 +187,18 @@ pub async fn run(ctx: &HandlerContext, job: &JobEnvelope) -> Result<JobResult, H
             tracing::warn!(error = %e, "emergency dispatch out of retry budget");
             give_up(ctx, job, &params).await
         }
-        Err(Failure::Handler(e)) => {
-            if is_retryable(&e) {
+        Err(Failure::Handler(e)) => match budget_left(job).filter(|_| is_retryable(&e)) {
+            Some(left) => {
                 metrics::counter!("emergency_dispatch_total", "outcome" => "error").increment(1);
+                // The lane's backoff may exceed what is left; the last retry
+                // must still come inside the budget, to dispatch or give up.
+                Err(HandlerError::Within {
+                    cause: Box::new(e),
+                    left,
+                })
             }
-            Err(e)
-        }
+            None => Err(e),
+        },
     }
 }
 
