@@ -4,17 +4,13 @@
 //! of a NATS key-value bucket, so verifying a token needs neither PostgreSQL
 //! nor Redis, nor a network round trip per request.
 
-use std::collections::HashMap;
-use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
-use async_nats::jetstream::kv;
-use futures::StreamExt;
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use serde::{Deserialize, Serialize};
-use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
+pub use crate::revocation::{RevocationError, Revocations, UserRevocation};
 use crate::settings::AuthSettings;
 
 /// The claims of `domain.md` §6.2, written and read by the same type.
@@ -146,101 +142,6 @@ impl TokenVerifier {
             jti: c.jti,
             expires_at: c.exp,
         })
-    }
-}
-
-/// A user's revocation entry: tokens issued before `valid_since` are refused.
-#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
-pub struct UserRevocation {
-    pub valid_since: i64,
-}
-
-#[derive(Default)]
-struct RevocationState {
-    users: HashMap<i64, i64>,
-    jtis: std::collections::HashSet<String>,
-}
-
-/// Local mirror of the revocation bucket: keys `u.<usuario id>` hold a
-/// [`UserRevocation`], keys `j.<jti>` mark a logged-out token.
-#[derive(Clone, Default)]
-pub struct Revocations {
-    state: Arc<RwLock<RevocationState>>,
-}
-
-impl Revocations {
-    pub fn user_key(user_id: i64) -> String {
-        format!("u.{user_id}")
-    }
-    pub fn jti_key(jti: &str) -> String {
-        format!("j.{jti}")
-    }
-
-    pub fn is_revoked(&self, user_id: i64, iat: i64, jti: &str) -> bool {
-        let Ok(state) = self.state.read() else { return true };
-        state.users.get(&user_id).is_some_and(|since| iat < *since) || state.jtis.contains(jti)
-    }
-
-    fn apply(&self, key: &str, value: Option<&[u8]>) {
-        let Ok(mut state) = self.state.write() else { return };
-        if let Some(id) = key.strip_prefix("u.").and_then(|id| id.parse::<i64>().ok()) {
-            match value.and_then(|v| serde_json::from_slice::<UserRevocation>(v).ok()) {
-                Some(r) => {
-                    state.users.insert(id, r.valid_since);
-                }
-                None => {
-                    state.users.remove(&id);
-                }
-            }
-        } else if let Some(jti) = key.strip_prefix("j.") {
-            if value.is_some() {
-                state.jtis.insert(jti.to_string());
-            } else {
-                state.jtis.remove(jti);
-            }
-        }
-    }
-
-    /// Loads the bucket and keeps following it until `cancel` fires. Returns
-    /// once the current contents are loaded, so no revoked token slips through
-    /// right after start.
-    pub async fn follow(
-        &self,
-        store: kv::Store,
-        cancel: CancellationToken,
-        tracker: &tokio_util::task::TaskTracker,
-    ) -> Result<(), kv::WatchError> {
-        let mut watch = store.watch_with_history(">").await?;
-        let empty = store.status().await.map(|s| s.values() == 0).unwrap_or(false);
-        if !empty {
-            while let Some(Ok(entry)) = watch.next().await {
-                self.apply_entry(&entry);
-                if entry.delta == 0 || entry.seen_current {
-                    break;
-                }
-            }
-        }
-        let me = self.clone();
-        tracker.spawn(async move {
-            loop {
-                tokio::select! {
-                    _ = cancel.cancelled() => break,
-                    next = watch.next() => match next {
-                        Some(Ok(entry)) => me.apply_entry(&entry),
-                        Some(Err(e)) => tracing::warn!(error = %e, "revocation watch error"),
-                        None => break,
-                    }
-                }
-            }
-        });
-        Ok(())
-    }
-
-    fn apply_entry(&self, entry: &kv::Entry) {
-        match entry.operation {
-            kv::Operation::Put => self.apply(&entry.key, Some(&entry.value)),
-            kv::Operation::Delete | kv::Operation::Purge => self.apply(&entry.key, None),
-        }
     }
 }
 

@@ -4,7 +4,8 @@
 //! - [`envelope`]: MessagePack job and event envelopes on NATS.
 //! - [`job`]: job kinds, lanes, statuses and the fast status record.
 //! - [`topology`]: stream, subject and bucket names, and their creation.
-//! - [`auth`]: the JWT issuer, verifier and revocation mirror.
+//! - [`auth`]: the JWT issuer and verifier; [`revocation`]: the mirror of
+//!   revoked tokens they check.
 //! - [`error_body`] and [`http_error`]: the §7 error shape and its HTTP mapping.
 //! - [`dlq`]: listing, replaying and discarding dead-letter records.
 //! - [`db`], [`redis_conn`]: PostgreSQL pools and migrations; soft Redis.
@@ -20,6 +21,7 @@ pub mod http_error;
 pub mod job;
 pub mod password;
 pub mod redis_conn;
+pub mod revocation;
 pub mod settings;
 pub mod shutdown;
 pub mod stats_cache;

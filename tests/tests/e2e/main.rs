@@ -25,6 +25,7 @@ mod nats_down;
 mod nearest_oracle;
 mod relay;
 mod retention;
+mod revocation_restart;
 mod stats;
 mod tasks;
 mod users;
