@@ -26,6 +26,7 @@ mod nearest_oracle;
 mod relay;
 mod retention;
 mod revocation_restart;
+mod role_matrix;
 mod stats;
 mod tasks;
 mod users;
