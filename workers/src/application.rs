@@ -9,6 +9,7 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use crate::circuit_breaker::CircuitBreaker;
 use crate::consumer;
 use crate::health::{self, HealthState};
 use crate::job_store::JobStore;
@@ -87,7 +88,11 @@ impl Application {
                 status,
                 js: js.clone(),
                 topology: topology.clone(),
-                rows: RowBatcher::spawn(db.clone(), 4 * settings.workers.row_batch_max, settings.workers.row_batch_max),
+                rows: RowBatcher::spawn(
+                    db.clone(),
+                    4 * settings.workers.row_batch_max,
+                    settings.workers.row_batch_max,
+                ),
             },
             handlers: HandlerContext {
                 db: db.clone(),
@@ -101,6 +106,7 @@ impl Application {
                 base: settings.workers.backoff_base,
                 cap: settings.workers.backoff_cap,
             },
+            breaker: std::sync::Arc::new(CircuitBreaker::new(settings.workers.breaker)),
         };
         let mut consumers = Vec::new();
         for group in &settings.workers.groups {
@@ -158,6 +164,12 @@ impl Application {
             (&settings.workers).into(),
             shutdown.clone(),
         ));
+        loops.spawn({
+            let breaker = ctx.breaker.clone();
+            let db = ctx.store.db.clone();
+            let shutdown = shutdown.clone();
+            async move { breaker.run_probe(db, shutdown).await }
+        });
         loops.spawn(crate::max_deliveries::run(
             ctx.clone(),
             health.nats.clone(),

@@ -78,12 +78,23 @@ pub async fn run(
             }
         };
         loop {
+            // While PostgreSQL is away nothing is pulled: a job pulled now
+            // would only spend an attempt on the outage.
+            tokio::select! {
+                _ = cancel.cancelled() => break 'reconnect,
+                _ = ctx.breaker.closed() => {}
+            }
             // The permit is taken before the next message is pulled, so a busy
             // process leaves jobs to its siblings instead of hoarding them.
             let permit = tokio::select! {
                 _ = cancel.cancelled() => break 'reconnect,
                 p = permits.clone().acquire_owned() => match p { Ok(p) => p, Err(_) => break 'reconnect },
             };
+            // The breaker may have opened while this loop waited for a permit.
+            if !ctx.breaker.is_closed() {
+                drop(permit);
+                continue;
+            }
             let next = tokio::select! {
                 _ = cancel.cancelled() => break 'reconnect,
                 m = messages.next() => m,

@@ -5,6 +5,7 @@
 //! in exactly one place ([`outcome`]).
 //!
 //! - [`application`], [`consumer`], [`process`]: the group loops and one delivery.
+//! - [`circuit_breaker`]: the groups stop pulling while PostgreSQL is away.
 //! - [`outcome`], [`backoff`], [`dead_letter`]: acknowledgements, retries, the DLQ;
 //!   [`max_deliveries`]: jobs no worker ever acknowledged, dead-lettered too.
 //! - [`job_store`], [`events`]: the `jobs` row, the fast status, `GAD_EVENTS`.
@@ -14,6 +15,7 @@
 
 pub mod application;
 pub mod backoff;
+pub mod circuit_breaker;
 pub mod consumer;
 pub mod dead_letter;
 pub mod effects;

@@ -58,6 +58,13 @@ pub fn settle(outcome: &Outcome, attempt: u32, max_attempts: u32, policy: RetryP
     }
 }
 
+/// A failure of the database while its breaker is open says nothing about
+/// the job: it waits out the breaker's cooldown and never moves toward
+/// `dead`, so a database restart dead-letters nothing.
+pub fn hold_for_breaker(cooldown: Duration) -> (JobStatus, Ack) {
+    (JobStatus::Queued, Ack::Nak(cooldown))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

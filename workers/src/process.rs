@@ -1,5 +1,6 @@
 //! One delivery of one job, from message to acknowledgement.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_nats::jetstream::{self, AckKind};
@@ -9,10 +10,12 @@ use gad_shared::topology::Topology;
 use tracing::Instrument;
 
 use crate::backoff::full_jitter;
+use crate::circuit_breaker::{CircuitBreaker, database_unavailable, store_unavailable};
 use crate::dead_letter;
-use crate::job_store::{JobStore, Started};
+use crate::job_store::{JobStore, Started, StoreError};
+use crate::jobs::error::is_transient;
 use crate::jobs::{self, HandlerContext, HandlerError};
-use crate::outcome::{Ack, Outcome, RetryPolicy, settle};
+use crate::outcome::{Ack, Outcome, RetryPolicy, hold_for_breaker, settle};
 
 #[derive(Clone)]
 pub struct WorkerContext {
@@ -21,6 +24,8 @@ pub struct WorkerContext {
     pub js: jetstream::Context,
     pub topology: Topology,
     pub policy: RetryPolicy,
+    /// Fed by every database call a delivery makes; read by the group loops.
+    pub breaker: Arc<CircuitBreaker>,
 }
 
 /// What happened to a message, for tests and metrics.
@@ -63,7 +68,13 @@ async fn run(
     if kind_spec(&job.kind).is_some_and(|s| s.read_only) {
         return run_read_only(ctx, msg, job, attempt, max_attempts, deadline).await;
     }
-    let started = match ctx.store.start(&job, max_attempts, attempt).await {
+    let started = ctx.store.start(&job, max_attempts, attempt).await;
+    match &started {
+        Ok(_) => ctx.breaker.record_success(),
+        Err(e) if is_transient(e) => ctx.breaker.record_failure(),
+        Err(_) => {}
+    }
+    let started = match started {
         Ok(Started::Running(record)) => record,
         Ok(Started::AlreadyFinished(done)) => {
             tracing::debug!("job already finished; announcing its outcome again");
@@ -90,17 +101,13 @@ async fn run(
     };
     let handler = tokio::time::timeout(deadline, jobs::run(&ctx.handlers, &job));
     let ((), result) = tokio::join!(announce, handler);
-    let outcome = match result {
-        Ok(Ok(r)) => Outcome::Succeeded(r),
-        Ok(Err(e)) => e.into_outcome(),
-        Err(_) => HandlerError::Deadline.into_outcome(),
-    };
-    let (status, ack) = settle(&outcome, attempt, max_attempts, ctx.policy);
+    let (outcome, held) = judge(ctx, result);
+    let (status, ack) = settlement(ctx, &outcome, held, attempt, max_attempts);
     let record = apply(started, status, &outcome);
     if status == JobStatus::Dead && !dead_letter_first(ctx, msg, &job, attempt, &record).await {
         return Processed::Retried;
     }
-    if let Err(e) = ctx.store.finish(&record).await {
+    if let Err(e) = observe_store(ctx, ctx.store.finish(&record).await) {
         tracing::warn!(error = %e, "cannot record job outcome; will retry");
         acknowledge(msg, Ack::Nak(full_jitter(attempt, ctx.policy.base, ctx.policy.cap))).await;
         return Processed::Retried;
@@ -108,6 +115,43 @@ async fn run(
     metrics::counter!("jobs_finished_total", "kind" => kind_label(&job.kind), "status" => status.as_str()).increment(1);
     acknowledge(msg, ack).await;
     Processed::Settled(status)
+}
+
+/// The handler's result as an outcome, and whether the failure is the
+/// database's while its breaker is open (then the job is held, not judged).
+fn judge(
+    ctx: &WorkerContext,
+    result: Result<Result<gad_shared::job::JobResult, HandlerError>, tokio::time::error::Elapsed>,
+) -> (Outcome, bool) {
+    match result {
+        Ok(Ok(r)) => (Outcome::Succeeded(r), false),
+        Ok(Err(e)) => {
+            let db_down = database_unavailable(&e);
+            if db_down {
+                ctx.breaker.record_failure();
+            }
+            (e.into_outcome(), db_down && !ctx.breaker.is_closed())
+        }
+        Err(_) => (HandlerError::Deadline.into_outcome(), false),
+    }
+}
+
+fn settlement(ctx: &WorkerContext, outcome: &Outcome, held: bool, attempt: u32, max_attempts: u32) -> (JobStatus, Ack) {
+    if held {
+        hold_for_breaker(ctx.breaker.cooldown())
+    } else {
+        settle(outcome, attempt, max_attempts, ctx.policy)
+    }
+}
+
+/// Feeds the breaker with the outcome of a job-store write.
+fn observe_store(ctx: &WorkerContext, r: Result<(), StoreError>) -> Result<(), StoreError> {
+    match &r {
+        Ok(()) => ctx.breaker.record_success(),
+        Err(e) if store_unavailable(e) => ctx.breaker.record_failure(),
+        Err(_) => {}
+    }
+    r
 }
 
 /// Writes the dead-letter record a terminated job needs first. False when
@@ -146,12 +190,9 @@ async fn run_read_only(
     deadline: Duration,
 ) -> Processed {
     let started_at = chrono::Utc::now();
-    let outcome = match tokio::time::timeout(deadline, jobs::run(&ctx.handlers, &job)).await {
-        Ok(Ok(r)) => Outcome::Succeeded(r),
-        Ok(Err(e)) => e.into_outcome(),
-        Err(_) => HandlerError::Deadline.into_outcome(),
-    };
-    let (status, ack) = settle(&outcome, attempt, max_attempts, ctx.policy);
+    let result = tokio::time::timeout(deadline, jobs::run(&ctx.handlers, &job)).await;
+    let (outcome, held) = judge(ctx, result);
+    let (status, ack) = settlement(ctx, &outcome, held, attempt, max_attempts);
     let record = apply(
         JobRecord {
             job_id: job.job_id,
@@ -173,7 +214,7 @@ async fn run_read_only(
     if status == JobStatus::Dead && !dead_letter_first(ctx, msg, &job, attempt, &record).await {
         return Processed::Retried;
     }
-    if let Err(e) = ctx.store.record_read_only(&job, &record).await {
+    if let Err(e) = observe_store(ctx, ctx.store.record_read_only(&job, &record).await) {
         tracing::warn!(error = %e, "cannot record job outcome; will retry");
         acknowledge(msg, Ack::Nak(full_jitter(attempt, ctx.policy.base, ctx.policy.cap))).await;
         return Processed::Retried;

@@ -72,6 +72,8 @@ pub struct WorkersSection {
     /// `EMERGENCY_MAX_POSITION_AGE`: skip units whose position is older; `None` = off.
     #[serde(with = "humantime_serde")]
     pub emergency_max_position_age: Option<Duration>,
+    /// The circuit breaker on PostgreSQL (`workers.breaker.*`).
+    pub breaker: BreakerSettings,
 }
 
 #[derive(Debug, Clone, Copy, Deserialize)]
@@ -121,6 +123,31 @@ impl Default for WorkersSection {
             emergency_ack_timeout: Duration::from_secs(300),
             emergency_max_radius_m: None,
             emergency_max_position_age: None,
+            breaker: BreakerSettings::default(),
+        }
+    }
+}
+
+/// When the worker groups stop pulling because PostgreSQL is away.
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct BreakerSettings {
+    /// Consecutive transient database failures that open the breaker.
+    pub failure_threshold: u32,
+    /// Time the breaker stays open before a half-open probe.
+    #[serde(with = "humantime_serde")]
+    pub cooldown: Duration,
+    /// Longest wait for the probe's `SELECT 1`.
+    #[serde(with = "humantime_serde")]
+    pub probe_timeout: Duration,
+}
+
+impl Default for BreakerSettings {
+    fn default() -> Self {
+        Self {
+            failure_threshold: 5,
+            cooldown: Duration::from_secs(5),
+            probe_timeout: Duration::from_secs(1),
         }
     }
 }
@@ -133,6 +160,12 @@ impl WorkersSection {
     /// Checks what serde cannot: known groups, deadlines below ack waits.
     pub fn check(&self) -> Result<(), gad_shared::settings::SettingsError> {
         use gad_shared::settings::SettingsError::Rule;
+        if self.breaker.failure_threshold == 0 {
+            return Err(Rule {
+                key: "workers.breaker.failure_threshold",
+                reason: "must be at least 1".into(),
+            });
+        }
         for g in &self.groups {
             if !gad_shared::job::GROUPS.contains(&g.as_str()) {
                 return Err(Rule {
