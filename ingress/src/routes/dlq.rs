@@ -92,10 +92,11 @@ async fn discard(
 }
 
 fn actor(caller: &Caller) -> Actor {
+    let client = crate::client::current().unwrap_or_default();
     Actor {
         usuario_id: Some(caller.user_id),
         request_id: current_request_id(),
-        ip: None,
-        user_agent: None,
+        ip: client.ip,
+        user_agent: client.user_agent,
     }
 }
