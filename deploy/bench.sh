@@ -28,7 +28,9 @@
 #   BENCH_GEO_CONCURRENCY=64   geo jobs run at once by the worker process
 #   BENCH_GEO_MAX_ACK_PENDING=1024
 #   BENCH_POOL_SIZE=10         PostgreSQL pool size of each service pool
-#   BENCH_WORKER_GROUPS=[geo]  worker groups started (no spaces: [geo,tasks])
+#   BENCH_WORKER_GROUPS=[geo]  worker groups started (no spaces: [geo,tasks]); [] with
+#                              BENCH_NO_PROBE=1 BENCH_PHASES=1 BENCH_DRAIN_TIMEOUT_S=1 measures ingress alone
+#   BENCH_RATE_LIMITS=false    ingress rate limits (§6.4) on or off
 #   BENCH_DB=gad_bench         database name (dropped and re-created unless BENCH_SKIP_SEED=1)
 #   BENCH_KEEP_RUNNING=1       leave the services running after the benchmark (until Ctrl-C)
 #   BENCH_QUIET_MAX_PCT=15     before starting, wait until at most this share of all cores is busy
@@ -312,7 +314,7 @@ for var in $(compgen -e); do
     case "$var" in GAD_INGRESS__* | GAD_WORKERS__* | GAD_BROADCASTER__*) unset "$var" ;; esac
 done
 declare -A SERVICE_ENV=(
-    [gad-ingress]="GAD_INGRESS__BIND=$INGRESS_ADDR GAD_INGRESS__METRICS_BIND=127.0.0.1:19180"
+    [gad-ingress]="GAD_INGRESS__BIND=$INGRESS_ADDR GAD_INGRESS__METRICS_BIND=127.0.0.1:19180 GAD_INGRESS__RATE_LIMIT__ENABLED=${BENCH_RATE_LIMITS:-false}"
     [gad-workers]="GAD_WORKERS__HEALTH_BIND=$WORKERS_HEALTH_ADDR GAD_WORKERS__METRICS_BIND=127.0.0.1:19181 \
 GAD_WORKERS__GROUPS=$BENCH_WORKER_GROUPS GAD_WORKERS__GROUP__GEO__CONCURRENCY=$BENCH_GEO_CONCURRENCY \
 GAD_WORKERS__GROUP__GEO__MAX_ACK_PENDING=$BENCH_GEO_MAX_ACK_PENDING"

@@ -15,7 +15,9 @@ use tokio_util::task::TaskTracker;
 use tower::Layer;
 use tower_http::normalize_path::NormalizePathLayer;
 
+use crate::admission::Admission;
 use crate::nats::Nats;
+use crate::rate_limit::RateLimits;
 use crate::settings::IngressSettings;
 use crate::state::{AppState, Shared};
 use crate::waiters::Waiters;
@@ -61,10 +63,22 @@ impl Application {
         let waiters = Waiters::new(settings.ingress.max_waiters);
         waiters.follow(client, nats.topology.job_status_updates(), background.clone(), &tracker);
         let db = db::connect(&settings.postgres, settings.postgres.statement_timeout).await?;
+        let admission = Admission::new(&settings.ingress.admission);
+        admission.follow(
+            nats.js.clone(),
+            nats.topology.clone(),
+            &settings.ingress.admission,
+            background.clone(),
+            &tracker,
+        );
+        let redis = Redis::new(&settings.redis);
+        let rate_limits = RateLimits::new(&settings.ingress.rate_limit, redis.clone(), settings.redis.command_timeout);
         let state = AppState::new(Shared {
+            rate_limits,
+            admission,
             verifier: TokenVerifier::new(&settings.auth, revocations),
             issuer: TokenIssuer::new(&settings.auth),
-            redis: Redis::new(&settings.redis),
+            redis,
             settings: Arc::new(settings),
             nats,
             waiters,

@@ -40,6 +40,12 @@ pub async fn submit_and_answer(
     prefer: Prefer,
 ) -> Result<Response, ApiError> {
     let job_id = job.job_id;
+    if let Some(spec) = gad_shared::job::kind_spec(job.kind)
+        && !state.admission.admits(spec.group)
+    {
+        metrics::counter!("jobs_refused_total", "lane" => spec.group).increment(1);
+        return Err(SubmitError::QueueFull.into());
+    }
     let key = idempotency::current_key();
     if let Some(key) = &key {
         let bucket = state

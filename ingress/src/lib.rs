@@ -8,6 +8,7 @@
 //! - [`job_answer`], [`waiters`], [`prefer`]: 202 or a synchronous answer.
 //! - [`caller`], [`validate`]: who is asking and whether the input is valid.
 
+pub mod admission;
 pub mod application;
 pub mod body;
 pub mod caller;
@@ -17,8 +18,11 @@ pub mod idempotency;
 pub mod job_answer;
 pub mod nats;
 pub mod prefer;
+pub mod rate_limit;
+pub mod rate_limit_store;
 pub mod routes;
 pub mod settings;
+pub mod shedding;
 pub mod state;
 pub mod submit;
 pub mod validate;

@@ -41,6 +41,9 @@ pub struct IngressSection {
     /// Peers (addresses or CIDR blocks) whose `X-Forwarded-For` / `X-Real-IP`
     /// name the client (§6.4); empty: the TCP peer is the client.
     pub trusted_proxies: Vec<crate::client::TrustedProxy>,
+    pub rate_limit: crate::rate_limit::RateLimitSettings,
+    pub shedding: crate::shedding::SheddingSettings,
+    pub admission: crate::admission::AdmissionSettings,
 }
 
 impl Default for IngressSection {
@@ -53,6 +56,9 @@ impl Default for IngressSection {
             max_waiters: 10_000,
             shutdown_grace: Duration::from_secs(25),
             trusted_proxies: Vec::new(),
+            rate_limit: Default::default(),
+            shedding: Default::default(),
+            admission: Default::default(),
         }
     }
 }

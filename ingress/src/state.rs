@@ -39,4 +39,7 @@ pub struct Shared {
     pub db: PgPool,
     pub redis: Redis,
     pub draining: tokio_util::sync::CancellationToken,
+    /// `None` when rate limits are switched off.
+    pub rate_limits: Option<crate::rate_limit::RateLimits>,
+    pub admission: crate::admission::Admission,
 }

@@ -4,6 +4,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use anyhow::{Context, bail};
+use gad_ingress::rate_limit::RateLimitSettings;
 use gad_ingress::settings::IngressSection;
 use gad_ingress::{Application, IngressSettings};
 use gad_shared::settings::NatsSettings;
@@ -24,6 +25,13 @@ pub fn settings(iso: &Isolation, nats: NatsSettings) -> IngressSettings {
             bind: SocketAddr::from(([127, 0, 0, 1], 0)),
             metrics_bind: None,
             shutdown_grace: Duration::from_secs(2),
+            // Tests log in and call far more often than a person; the
+            // rate-limit tests switch it on with a key prefix of their own.
+            rate_limit: RateLimitSettings {
+                enabled: false,
+                key_prefix: format!("gad:test:{}:rl:", iso.nats.subject_prefix),
+                ..Default::default()
+            },
             ..IngressSection::default()
         },
     }

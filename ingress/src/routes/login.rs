@@ -39,6 +39,16 @@ pub async fn login(
     req: Request,
 ) -> Result<Json<TokenResponse>, ApiError> {
     let creds = credentials(req, &state).await?;
+    // Per username as well as per address (§6.4): spreading guesses over
+    // many addresses must not buy more of them against one account.
+    if let Some(limits) = &state.rate_limits {
+        let decision = limits
+            .check(crate::rate_limit::Group::LoginUser, &creds.username.to_lowercase())
+            .await;
+        if !decision.allowed {
+            return Err(crate::rate_limit::refused_error(decision));
+        }
+    }
     let row: Option<LoginRow> = sqlx::query_as(
         "SELECT id, nivel, hashed_password, COALESCE(bloqueado_hasta > now(), false) AS locked,
                 ceil(extract(epoch FROM tokens_validos_desde))::bigint AS valid_since

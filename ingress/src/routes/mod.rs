@@ -63,8 +63,13 @@ pub fn router(state: AppState) -> Router {
         })
         .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(middleware::from_fn(crate::idempotency::layer))
+        .layer(middleware::from_fn_with_state(state.clone(), crate::rate_limit::layer))
         .layer(middleware::from_fn_with_state(state.clone(), crate::client::layer))
         .layer(middleware::from_fn_with_state(state.clone(), deadline))
+        .layer(middleware::from_fn_with_state(
+            crate::shedding::Shedder::new(state.settings.ingress.shedding),
+            crate::shedding::layer,
+        ))
         .layer(middleware::from_fn(request_id_layer))
         .with_state(state)
 }

@@ -95,8 +95,9 @@ struct Args {
     /// A process to report CPU for, `name=pid` (repeatable).
     #[arg(long = "cpu-pid", value_parser = parse_named_pid)]
     cpu_pids: Vec<(String, u32)>,
-    /// Skip the start-up probe (one `Prefer: wait=5` request that must answer 200).
-    #[arg(long)]
+    /// Skip the start-up probe (one `Prefer: wait=5` request that must answer 200),
+    /// e.g. to measure ingress alone with no workers running.
+    #[arg(long, env = "BENCH_NO_PROBE")]
     no_probe: bool,
     /// Only delete the prefixed streams and buckets, then exit.
     #[arg(long)]

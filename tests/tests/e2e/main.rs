@@ -11,6 +11,7 @@ mod created_location;
 mod custom_app;
 mod dead_letter_secrets;
 mod dlq;
+mod edge;
 mod efectivos;
 mod emergency;
 mod emergency_budget;
