@@ -111,7 +111,10 @@ impl Admission {
 async fn read_backlog(js: &jetstream::Context, topology: &Topology, lane: &str, timeout: Duration) -> Option<u64> {
     let read = async {
         let stream = js.get_stream(topology.jobs_stream()).await.ok()?;
-        let mut consumer = stream.get_consumer::<jetstream::consumer::pull::Config>(lane).await.ok()?;
+        let mut consumer = stream
+            .get_consumer::<jetstream::consumer::pull::Config>(lane)
+            .await
+            .ok()?;
         let info = consumer.info().await.ok()?;
         Some(info.num_pending + info.num_ack_pending as u64)
     };

@@ -83,12 +83,12 @@ pub async fn layer(State(shedder): State<Shedder>, req: Request, next: Next) -> 
     let _admitted = Admitted(shedder.admitted.clone());
     let permit = match shedder.running.clone().try_acquire_owned() {
         Ok(p) => p,
-        Err(_) => match tokio::time::timeout(shedder.settings.queue_timeout, shedder.running.clone().acquire_owned())
-            .await
-        {
-            Ok(Ok(p)) => p,
-            _ => return overloaded("queue_timeout"),
-        },
+        Err(_) => {
+            match tokio::time::timeout(shedder.settings.queue_timeout, shedder.running.clone().acquire_owned()).await {
+                Ok(Ok(p)) => p,
+                _ => return overloaded("queue_timeout"),
+            }
+        }
     };
     let response = next.run(req).await;
     drop(permit);
@@ -99,8 +99,12 @@ fn overloaded(reason: &'static str) -> Response {
     metrics::counter!("http_shed_total", "reason" => reason).increment(1);
     // §7 has no code of its own for this; `queue_full` tells a client the
     // same thing (retry after the pause), `details.limit` which limit it was.
-    ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "queue_full", "the server is at capacity; try again shortly")
-        .with_details(serde_json::json!({ "limit": reason }))
-        .retry_after(1)
-        .into_response()
+    ApiError::new(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "queue_full",
+        "the server is at capacity; try again shortly",
+    )
+    .with_details(serde_json::json!({ "limit": reason }))
+    .retry_after(1)
+    .into_response()
 }

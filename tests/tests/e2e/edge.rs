@@ -123,7 +123,6 @@ async fn slow_login(client: reqwest::Client, url: String, slow: Duration) -> (St
     (status, started.elapsed())
 }
 
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn past_the_hard_limit_requests_are_refused_at_once_and_admitted_ones_finish() -> anyhow::Result<()> {
     let app = CustomApp::new(|_| {}).await?;
@@ -150,7 +149,11 @@ async fn past_the_hard_limit_requests_are_refused_at_once_and_admitted_ones_fini
         assert!(*took < slow, "refused at once, not after {took:?}");
     }
     for (status, _) in &outcomes[..4] {
-        assert_eq!(*status, StatusCode::UNAUTHORIZED, "admitted requests finish: {outcomes:?}");
+        assert_eq!(
+            *status,
+            StatusCode::UNAUTHORIZED,
+            "admitted requests finish: {outcomes:?}"
+        );
     }
     // Past the soft limit the two later ones waited for a turn: neither
     // finished before the first admitted request freed one.
@@ -210,7 +213,11 @@ async fn a_lane_over_its_backlog_threshold_refuses_jobs_and_records_nothing() ->
         .bearer_auth(&admin.token)
         .send()
         .await?;
-    assert!(other.status().is_success(), "the tasks lane still takes jobs: {}", other.status());
+    assert!(
+        other.status().is_success(),
+        "the tasks lane still takes jobs: {}",
+        other.status()
+    );
     tasks.stop().await?;
     app.stop().await
 }
