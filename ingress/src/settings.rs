@@ -41,6 +41,9 @@ pub struct IngressSection {
     /// Peers (addresses or CIDR blocks) whose `X-Forwarded-For` / `X-Real-IP`
     /// name the client (§6.4); empty: the TCP peer is the client.
     pub trusted_proxies: Vec<crate::client::TrustedProxy>,
+    /// Origins (`https://board.example.org`) whose browsers may call the
+    /// API with credentials; empty: no cross-origin access.
+    pub cors_allowed_origins: Vec<String>,
     pub rate_limit: crate::rate_limit::RateLimitSettings,
     pub shedding: crate::shedding::SheddingSettings,
     pub admission: crate::admission::AdmissionSettings,
@@ -56,6 +59,7 @@ impl Default for IngressSection {
             max_waiters: 10_000,
             shutdown_grace: Duration::from_secs(25),
             trusted_proxies: Vec::new(),
+            cors_allowed_origins: Vec::new(),
             rate_limit: Default::default(),
             shedding: Default::default(),
             admission: Default::default(),

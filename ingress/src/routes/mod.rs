@@ -61,6 +61,7 @@ pub fn router(state: AppState) -> Router {
         .method_not_allowed_fallback(|| async {
             ApiError::new(StatusCode::METHOD_NOT_ALLOWED, "bad_request", "method not allowed")
         })
+        .layer(middleware::from_fn(crate::negotiation::layer))
         .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(middleware::from_fn(crate::idempotency::layer))
         .layer(middleware::from_fn_with_state(state.clone(), crate::rate_limit::layer))
@@ -71,6 +72,10 @@ pub fn router(state: AppState) -> Router {
             crate::shedding::layer,
         ))
         .layer(middleware::from_fn(request_id_layer))
+        .layer(middleware::from_fn(crate::hygiene::security_headers))
+        .layer(tower::util::option_layer(crate::hygiene::cors(
+            &state.settings.ingress.cors_allowed_origins,
+        )))
         .with_state(state)
 }
 

@@ -22,6 +22,7 @@ mod jobs;
 mod map;
 mod max_deliveries;
 mod modes;
+mod negotiation;
 mod nats_down;
 mod nearest_oracle;
 mod relay;
