@@ -32,6 +32,8 @@ pub enum StartError {
     Nats(#[from] async_nats::ConnectError),
     #[error("postgres: {0}")]
     Postgres(#[from] sqlx::Error),
+    #[error("http client: {0}")]
+    Http(#[from] reqwest::Error),
 }
 
 pub struct Application {
@@ -63,6 +65,10 @@ impl Application {
         let waiters = Waiters::new(settings.ingress.max_waiters);
         waiters.follow(client, nats.topology.job_status_updates(), background.clone(), &tracker);
         let db = db::connect(&settings.postgres, settings.postgres.statement_timeout).await?;
+        let http = reqwest::Client::builder()
+            .timeout(settings.ingress.ops_timeout)
+            .connect_timeout(settings.ingress.ops_timeout)
+            .build()?;
         let admission = Admission::new(&settings.ingress.admission);
         admission.follow(
             nats.js.clone(),
@@ -72,7 +78,11 @@ impl Application {
             &tracker,
         );
         let redis = Redis::new(&settings.redis);
-        let rate_limits = RateLimits::new(&settings.ingress.rate_limit, redis.clone(), settings.redis.command_timeout);
+        let rate_limits = RateLimits::new(
+            &settings.ingress.rate_limit,
+            redis.clone(),
+            settings.redis.command_timeout,
+        );
         let state = AppState::new(Shared {
             rate_limits,
             admission,
@@ -84,6 +94,7 @@ impl Application {
             waiters,
             db,
             draining: CancellationToken::new(),
+            http,
         });
         Ok(Self {
             listener,

@@ -41,6 +41,13 @@ pub struct IngressSection {
     /// Peers (addresses or CIDR blocks) whose `X-Forwarded-For` / `X-Real-IP`
     /// name the client (§6.4); empty: the TCP peer is the client.
     pub trusted_proxies: Vec<crate::client::TrustedProxy>,
+    /// The broadcaster's `/ws/stats`, read by `GET /api/v1/admin/ops`;
+    /// `None` leaves the WebSocket figures out.
+    pub broadcaster_stats_url: Option<String>,
+    /// Longest wait for each source of `GET /api/v1/admin/ops` (the
+    /// broadcaster, each JetStream figure); a source that misses it is `null`.
+    #[serde(with = "humantime_serde")]
+    pub ops_timeout: Duration,
     /// Origins (`https://board.example.org`) whose browsers may call the
     /// API with credentials; empty: no cross-origin access.
     pub cors_allowed_origins: Vec<String>,
@@ -59,6 +66,8 @@ impl Default for IngressSection {
             max_waiters: 10_000,
             shutdown_grace: Duration::from_secs(25),
             trusted_proxies: Vec::new(),
+            broadcaster_stats_url: Some("http://127.0.0.1:8090/ws/stats".into()),
+            ops_timeout: Duration::from_secs(1),
             cors_allowed_origins: Vec::new(),
             rate_limit: Default::default(),
             shedding: Default::default(),

@@ -39,6 +39,8 @@ pub struct Shared {
     pub db: PgPool,
     pub redis: Redis,
     pub draining: tokio_util::sync::CancellationToken,
+    /// Calls to the broadcaster's internal endpoints (`/ws/stats`).
+    pub http: reqwest::Client,
     /// `None` when rate limits are switched off.
     pub rate_limits: Option<crate::rate_limit::RateLimits>,
     pub admission: crate::admission::Admission,

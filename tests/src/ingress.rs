@@ -25,6 +25,9 @@ pub fn settings(iso: &Isolation, nats: NatsSettings) -> IngressSettings {
             bind: SocketAddr::from(([127, 0, 0, 1], 0)),
             metrics_bind: None,
             shutdown_grace: Duration::from_secs(2),
+            // Not a developer's broadcaster on the default port; a test that
+            // reads the ops view points it at its own.
+            broadcaster_stats_url: None,
             // Tests log in and call far more often than a person; the
             // rate-limit tests switch it on with a key prefix of their own.
             rate_limit: RateLimitSettings {

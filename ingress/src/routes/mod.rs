@@ -13,6 +13,7 @@ pub mod legacy;
 pub mod login;
 pub mod map;
 pub mod notifications;
+pub mod ops;
 pub mod stats;
 pub mod tasks;
 pub mod telegram_link;
@@ -49,6 +50,7 @@ pub fn router(state: AppState) -> Router {
         .merge(notifications::router())
         .merge(telegram_link::router())
         .merge(admin::router())
+        .merge(ops::router())
         .merge(dlq::router())
         .merge(legacy::router())
         .merge(efectivos::router())
