@@ -12,8 +12,12 @@
 //! - [`users`], [`client`], [`websocket`]: seeded logins with tokens, HTTP
 //!   requests and job polling, and the WebSocket client.
 //! - [`inspect`]: what the jobs stream and table hold, behind the API.
+//! - [`binaries`], [`service_process`], [`tcp_proxy`], [`nats_server`]: for
+//!   chaos tests, the workers as an OS process (to kill or signal), a proxy
+//!   that takes PostgreSQL away, and a NATS server of the test's own.
 
 pub mod app;
+pub mod binaries;
 pub mod broadcaster;
 pub mod cleanup;
 pub mod client;
@@ -21,8 +25,11 @@ pub mod database;
 pub mod ingress;
 pub mod inspect;
 pub mod isolation;
+pub mod nats_server;
+pub mod service_process;
 pub mod services;
 pub mod tasks;
+pub mod tcp_proxy;
 pub mod users;
 pub mod websocket;
 pub mod workers;

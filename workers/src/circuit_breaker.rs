@@ -4,7 +4,7 @@
 //! Without it a database restart turns into burned attempts: every job
 //! pulled while PostgreSQL is away fails, is retried with backoff, and after
 //! `max_attempts` lands in the DLQ although nothing was wrong with it. So
-//! after `failure_threshold` consecutive transient database failures the
+//! after `failure_threshold` consecutive failures to reach the database the
 //! breaker opens and the consumer loops stop pulling. After `cooldown` it is
 //! half-open: a `SELECT 1` (not a job, so no attempt is spent) decides
 //! between closing it and another cooldown.
@@ -18,7 +18,6 @@ use tokio_util::sync::CancellationToken;
 
 use crate::job_store::StoreError;
 use crate::jobs::HandlerError;
-use crate::jobs::error::is_transient;
 use crate::row_batch::BatchError;
 use crate::settings::BreakerSettings;
 
@@ -154,18 +153,36 @@ impl CircuitBreaker {
     }
 }
 
-/// True for a handler failure that says the database is unreachable or
-/// overloaded, not that the job is wrong.
+/// True for a handler failure that says the database is unreachable, not
+/// that this job's query had bad luck (a deadlock, a serialization failure
+/// or a statement timeout is retried, but does not open the breaker: one
+/// unlucky job failing on its own must still reach `dead`).
 pub fn database_unavailable(e: &HandlerError) -> bool {
-    matches!(e, HandlerError::Database(d) if is_transient(d))
+    matches!(e, HandlerError::Database(d) if unreachable(d))
 }
 
 /// The same, for the job store's own writes.
 pub fn store_unavailable(e: &StoreError) -> bool {
     match e {
-        StoreError::Database(d) => is_transient(d),
-        StoreError::Batch(BatchError::Db(d)) => is_transient(d),
+        StoreError::Database(d) => unreachable(d),
+        StoreError::Batch(BatchError::Db(d)) => unreachable(d),
         StoreError::Status(_) | StoreError::Event(_) | StoreError::Batch(BatchError::Stopped) => false,
+    }
+}
+
+/// No connection, or the server refusing work: 08 connection exceptions,
+/// 53 insufficient resources, 57P01-03 shutting down or starting up.
+pub fn unreachable(e: &sqlx::Error) -> bool {
+    match e {
+        sqlx::Error::Io(_)
+        | sqlx::Error::PoolTimedOut
+        | sqlx::Error::PoolClosed
+        | sqlx::Error::Tls(_)
+        | sqlx::Error::Protocol(_) => true,
+        sqlx::Error::Database(db) => db
+            .code()
+            .is_some_and(|c| c.starts_with("08") || c.starts_with("53") || c.starts_with("57P0")),
+        _ => false,
     }
 }
 
@@ -220,6 +237,8 @@ mod tests {
         assert!(database_unavailable(&HandlerError::Database(sqlx::Error::PoolTimedOut)));
         assert!(!database_unavailable(&HandlerError::Database(sqlx::Error::RowNotFound)));
         assert!(!database_unavailable(&HandlerError::Deadline));
+        let io = std::io::Error::new(std::io::ErrorKind::ConnectionRefused, "refused");
+        assert!(database_unavailable(&HandlerError::Database(sqlx::Error::Io(io))));
         assert!(store_unavailable(&StoreError::Database(sqlx::Error::PoolTimedOut)));
         assert!(!store_unavailable(&StoreError::Status("nats".into())));
     }

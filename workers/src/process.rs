@@ -10,10 +10,9 @@ use gad_shared::topology::Topology;
 use tracing::Instrument;
 
 use crate::backoff::full_jitter;
-use crate::circuit_breaker::{CircuitBreaker, database_unavailable, store_unavailable};
+use crate::circuit_breaker::{CircuitBreaker, database_unavailable, store_unavailable, unreachable};
 use crate::dead_letter;
 use crate::job_store::{JobStore, Started, StoreError};
-use crate::jobs::error::is_transient;
 use crate::jobs::{self, HandlerContext, HandlerError};
 use crate::outcome::{Ack, Outcome, RetryPolicy, hold_for_breaker, settle};
 
@@ -71,7 +70,7 @@ async fn run(
     let started = ctx.store.start(&job, max_attempts, attempt).await;
     match &started {
         Ok(_) => ctx.breaker.record_success(),
-        Err(e) if is_transient(e) => ctx.breaker.record_failure(),
+        Err(e) if unreachable(e) => ctx.breaker.record_failure(),
         Err(_) => {}
     }
     let started = match started {

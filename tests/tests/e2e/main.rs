@@ -5,6 +5,7 @@
 
 mod auth;
 mod bad_input;
+mod chaos;
 mod cleanup;
 mod client_ip;
 mod created_location;

@@ -1,0 +1,11 @@
+//! Chaos tests (issue 4): things broken on purpose while jobs run. Each test
+//! starts what it breaks itself: worker processes it signals or kills, a
+//! proxy in front of PostgreSQL it cuts, a NATS server it restarts. Waits
+//! and backoff are configured short so each stays well under a minute.
+
+mod db_outage;
+mod dead_after_attempts;
+mod kill_nine;
+mod load;
+mod nats_restart;
+mod sigterm_drain;
