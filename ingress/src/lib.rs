@@ -15,6 +15,7 @@ pub mod caller;
 pub mod client;
 pub mod created;
 pub mod hygiene;
+pub mod http_metrics;
 pub mod idempotency;
 pub mod job_answer;
 pub mod nats;

@@ -17,6 +17,7 @@ mod efectivos;
 mod emergency;
 mod emergency_budget;
 mod error_shape;
+mod http_metrics;
 mod idempotency;
 mod job_metrics;
 mod jobs;
