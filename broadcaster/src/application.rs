@@ -6,6 +6,7 @@ use std::sync::atomic::AtomicU64;
 
 use axum::serve::ListenerExt;
 use gad_shared::auth::{Revocations, TokenVerifier};
+use gad_shared::redis_conn::Redis;
 use gad_shared::{settings, topology};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
@@ -16,6 +17,10 @@ use crate::frames::close;
 use crate::hub::Hub;
 use crate::settings::BroadcasterSettings;
 use crate::state::AppState;
+use crate::telegram;
+use crate::telegram::delivery;
+use crate::telegram::limiter::Limiter;
+use crate::telegram::sender::Sender;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
@@ -25,6 +30,17 @@ pub enum StartError {
     Bind { addr: SocketAddr, source: std::io::Error },
     #[error("nats: {0}")]
     Nats(#[from] async_nats::Error),
+    #[error("telegram: {0}")]
+    Telegram(#[from] telegram::api::BotError),
+    #[error("postgres: {0}")]
+    Postgres(#[from] sqlx::Error),
+}
+
+/// Notification delivery, when a bot token is configured.
+struct TelegramDelivery {
+    consumers: delivery::Consumers,
+    sender: Arc<Sender>,
+    concurrency: usize,
 }
 
 pub struct Application {
@@ -33,6 +49,7 @@ pub struct Application {
     consumer: async_nats::jetstream::consumer::Consumer<async_nats::jetstream::consumer::pull::OrderedConfig>,
     background: CancellationToken,
     tracker: TaskTracker,
+    telegram: Option<TelegramDelivery>,
 }
 
 impl Application {
@@ -66,6 +83,7 @@ impl Application {
             .await
             .map_err(|e| StartError::Nats(e.into()))?;
         let consumer = feed::subscribe(&js, &topology).await?;
+        let telegram = telegram_delivery(&settings, &js, &topology).await?;
         let state = AppState {
             verifier: TokenVerifier::new(&settings.auth, revocations),
             settings: Arc::new(settings),
@@ -82,6 +100,7 @@ impl Application {
             consumer,
             background,
             tracker,
+            telegram,
         })
     }
 
@@ -98,7 +117,12 @@ impl Application {
             consumer,
             background,
             tracker,
+            telegram,
         } = self;
+        if let Some(t) = telegram {
+            // Stops pulling at shutdown; sends in flight finish first.
+            tracker.spawn(delivery::run(t.consumers, t.sender, t.concurrency, shutdown.clone()));
+        }
         tracker.spawn(feed::run(
             consumer,
             state.hub.clone(),
@@ -130,4 +154,44 @@ impl Application {
         tracker.wait().await;
         result
     }
+}
+
+async fn telegram_delivery(
+    settings: &BroadcasterSettings,
+    js: &async_nats::jetstream::Context,
+    topology: &topology::Topology,
+) -> Result<Option<TelegramDelivery>, StartError> {
+    let t = &settings.telegram;
+    let Some(bot) = telegram::api::bot(t)? else {
+        tracing::info!("telegram.bot_token not set; Telegram delivery is off");
+        return Ok(None);
+    };
+    let db = gad_shared::db::connect(&settings.postgres, settings.postgres.statement_timeout).await?;
+    let redis = Redis::new(&settings.redis);
+    // Keys carry the stream prefix, so tenants (and tests) sharing a Redis
+    // do not share limits.
+    let key_prefix = settings.nats.stream_prefix.clone();
+    let limiter = Limiter::new(
+        redis.clone(),
+        settings.redis.command_timeout,
+        &key_prefix,
+        t.per_chat_interval,
+        t.per_bot_per_second,
+        t.replicas,
+    );
+    let consumers = delivery::consumers(js, topology, t.ack_wait).await?;
+    let sender = Sender {
+        db,
+        bot,
+        limiter,
+        redis,
+        settings: t.clone(),
+        redis_timeout: settings.redis.command_timeout,
+        key_prefix,
+    };
+    Ok(Some(TelegramDelivery {
+        consumers,
+        sender: Arc::new(sender),
+        concurrency: t.concurrency,
+    }))
 }

@@ -8,6 +8,8 @@
 //! - [`hub`]: subscriptions and non-blocking fan-out.
 //! - [`ws`]: the connection protocol, topic authorization and the writer.
 //! - [`frames`]: the frame shapes and close codes.
+//! - [`telegram`]: notification delivery to Telegram (rate-limited
+//!   cluster-wide) and the bot.
 
 pub mod application;
 pub mod feed;
@@ -16,6 +18,7 @@ pub mod hub;
 pub mod routes;
 pub mod settings;
 pub mod state;
+pub mod telegram;
 pub mod ws;
 
 pub use application::Application;

@@ -13,13 +13,13 @@ use serde::Deserialize;
 pub struct BroadcasterSettings {
     pub environment: Environment,
     pub nats: NatsSettings,
-    /// Accepted so one environment serves all three binaries; notification
-    /// rows and the bot's reads (issue 5) will use it.
+    /// Notification rows, link codes and the bot's reads.
     pub postgres: PostgresSettings,
     pub redis: RedisSettings,
     pub auth: AuthSettings,
     pub telemetry: TelemetrySettings,
     pub broadcaster: BroadcasterSection,
+    pub telegram: TelegramSection,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -60,6 +60,84 @@ impl Default for BroadcasterSection {
             max_connections: 10_000,
             max_client_frame_bytes: 16 * 1024,
             shutdown_grace: Duration::from_secs(35),
+        }
+    }
+}
+
+/// The Telegram side: notification delivery and the bot. Without a
+/// `bot_token` neither runs (WebSocket delivery does not need Telegram).
+#[derive(Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TelegramSection {
+    /// Bot API token (secret: never logged). `None` disables Telegram.
+    pub bot_token: Option<String>,
+    /// Bot API base URL; tests and the local run point it at the fake server.
+    pub api_url: String,
+    /// Longest one Bot API call may take (long polls add their own wait).
+    #[serde(with = "humantime_serde")]
+    pub api_timeout: Duration,
+    /// Minimum spacing of messages to one chat, cluster-wide.
+    #[serde(with = "humantime_serde")]
+    pub per_chat_interval: Duration,
+    /// Messages per second the whole bot may send, cluster-wide.
+    pub per_bot_per_second: u32,
+    /// Broadcaster replicas: with Redis down each falls back to
+    /// `per_bot_per_second / replicas` on its own.
+    pub replicas: u32,
+    /// Sends in flight at once on this replica.
+    pub concurrency: usize,
+    /// Retry delay after a 5xx or a network error: exponential, full jitter.
+    #[serde(with = "humantime_serde")]
+    pub backoff_base: Duration,
+    #[serde(with = "humantime_serde")]
+    pub backoff_cap: Duration,
+    /// A notification still undelivered this long after it was written is `failed`.
+    #[serde(with = "humantime_serde")]
+    pub give_up_after: Duration,
+    /// Upper bound of the random delay added to a 429's `retry_after`.
+    #[serde(with = "humantime_serde")]
+    pub retry_jitter: Duration,
+    /// Redelivery timeout of the delivery consumers; above `api_timeout` plus
+    /// the limiter's longest wait.
+    #[serde(with = "humantime_serde")]
+    pub ack_wait: Duration,
+    /// Receive updates by long polling (off when a webhook feeds `GAD_TELEGRAM`).
+    pub long_polling: bool,
+    /// `timeout` of one `getUpdates` long poll.
+    #[serde(with = "humantime_serde")]
+    pub poll_timeout: Duration,
+    /// A wizard left alone this long is forgotten.
+    #[serde(with = "humantime_serde")]
+    pub wizard_idle: Duration,
+}
+
+impl std::fmt::Debug for TelegramSection {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TelegramSection")
+            .field("bot_token", &self.bot_token.as_ref().map(|_| "<redacted>"))
+            .field("api_url", &self.api_url)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Default for TelegramSection {
+    fn default() -> Self {
+        Self {
+            bot_token: None,
+            api_url: "https://api.telegram.org".into(),
+            api_timeout: Duration::from_secs(5),
+            per_chat_interval: Duration::from_secs(1),
+            per_bot_per_second: 25,
+            replicas: 1,
+            concurrency: 16,
+            backoff_base: Duration::from_secs(1),
+            backoff_cap: Duration::from_secs(300),
+            give_up_after: Duration::from_secs(24 * 3600),
+            retry_jitter: Duration::from_millis(500),
+            ack_wait: Duration::from_secs(30),
+            long_polling: true,
+            poll_timeout: Duration::from_secs(10),
+            wizard_idle: Duration::from_secs(30 * 60),
         }
     }
 }

@@ -108,6 +108,22 @@ impl Topology {
     pub fn dlq_undecodable_subject(&self) -> String {
         self.subject("gad.dlq.undecodable")
     }
+    /// Telegram sends of priority 0 (must act now); read before [`Self::notify_bulk_subject`].
+    pub fn notify_p0_subject(&self) -> String {
+        self.subject("gad.notify.p0")
+    }
+    /// Telegram sends of priority 1 and 2.
+    pub fn notify_bulk_subject(&self) -> String {
+        self.subject("gad.notify.bulk")
+    }
+    /// Where a notification of `priority` is published.
+    pub fn notify_subject(&self, priority: i16) -> String {
+        if priority == 0 {
+            self.notify_p0_subject()
+        } else {
+            self.notify_bulk_subject()
+        }
+    }
     /// Core-NATS subject on which every job-status bucket update is also seen,
     /// so one subscription per process can wake all waiting requests.
     pub fn job_status_updates(&self) -> String {

@@ -15,6 +15,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::cleanup::Cleanup;
 use crate::client::http_client;
+use crate::fake_telegram::FakeTelegram;
 use crate::isolation::Isolation;
 use crate::services::ServiceUrls;
 use crate::tasks::ServiceTasks;
@@ -44,6 +45,8 @@ pub struct TestApp {
     pub isolation: Isolation,
     /// The workers' health server, when workers were started.
     pub workers_health: Option<SocketAddr>,
+    /// The fake Bot API the broadcaster delivers to, when Telegram is on.
+    pub telegram: Option<FakeTelegram>,
     nats_client: async_nats::Client,
     // Dropped in this order: services are told to stop before their
     // database and streams are removed.
@@ -55,7 +58,15 @@ pub struct TestApp {
 pub async fn spawn_app() -> anyhow::Result<TestApp> {
     let urls = ServiceUrls::get()?;
     let nats_url = urls.nats.clone();
-    TestApp::start(urls, nats_url, true).await
+    TestApp::start(urls, nats_url, true, false).await
+}
+
+/// [`spawn_app`] with Telegram on: the broadcaster delivers notifications to,
+/// and its bot polls, a fake Bot API started for this test ([`TestApp::telegram`]).
+pub async fn spawn_app_with_telegram() -> anyhow::Result<TestApp> {
+    let urls = ServiceUrls::get()?;
+    let nats_url = urls.nats.clone();
+    TestApp::start(urls, nats_url, true, true).await
 }
 
 /// Ingress alone, its NATS URL pointing at a port nothing listens on: what a
@@ -64,7 +75,7 @@ pub async fn spawn_app() -> anyhow::Result<TestApp> {
 pub async fn spawn_ingress_with_dead_nats() -> anyhow::Result<TestApp> {
     let urls = ServiceUrls::get()?;
     let dead = format!("nats://127.0.0.1:{}", unused_port()?);
-    TestApp::start(urls, dead, false).await
+    TestApp::start(urls, dead, false, false).await
 }
 
 /// A port that was free a moment ago: bound to port 0, noted, released.
@@ -75,8 +86,9 @@ pub fn unused_port() -> anyhow::Result<u16> {
 
 impl TestApp {
     /// `ingress_nats`: the NATS URL ingress gets; `full`: also start workers
-    /// and broadcaster (which need the real server) and wait for readiness.
-    async fn start(urls: &ServiceUrls, ingress_nats: String, full: bool) -> anyhow::Result<Self> {
+    /// and broadcaster (which need the real server) and wait for readiness;
+    /// `telegram`: also start a fake Bot API and point the broadcaster at it.
+    async fn start(urls: &ServiceUrls, ingress_nats: String, full: bool, telegram: bool) -> anyhow::Result<Self> {
         init_tracing();
         urls.check_nats().await?;
         let isolation = Isolation::create(urls).await?;
@@ -94,8 +106,13 @@ impl TestApp {
             ..isolation.nats.clone()
         };
         let ingress_addr = ingress::start(&isolation, ingress_nats, full.then_some(READY_WITHIN), &mut tasks).await?;
+        let telegram = match telegram {
+            true => Some(FakeTelegram::start(SocketAddr::from(([127, 0, 0, 1], 0))).await?),
+            false => None,
+        };
         let ws_addr = if full {
-            Some(broadcaster::start(&isolation, &mut tasks).await?)
+            let api = telegram.as_ref().map(FakeTelegram::url);
+            Some(broadcaster::start(&isolation, api.as_deref(), &mut tasks).await?)
         } else {
             None
         };
@@ -120,6 +137,7 @@ impl TestApp {
             js,
             topology: Topology::new(&isolation.nats),
             workers_health,
+            telegram,
             nats_client,
             isolation,
             tasks,

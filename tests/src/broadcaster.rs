@@ -4,14 +4,15 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use anyhow::Context;
-use gad_broadcaster::settings::BroadcasterSection;
+use gad_broadcaster::settings::{BroadcasterSection, TelegramSection};
 use gad_broadcaster::{Application, BroadcasterSettings};
 
 use crate::app::ENVIRONMENT;
 use crate::isolation::Isolation;
 use crate::tasks::ServiceTasks;
 
-pub fn settings(iso: &Isolation) -> BroadcasterSettings {
+/// `telegram_api`: the fake Bot API to deliver to; `None` leaves Telegram off.
+pub fn settings(iso: &Isolation, telegram_api: Option<&str>) -> BroadcasterSettings {
     BroadcasterSettings {
         environment: ENVIRONMENT,
         nats: iso.nats.clone(),
@@ -25,12 +26,33 @@ pub fn settings(iso: &Isolation) -> BroadcasterSettings {
             shutdown_grace: Duration::from_secs(2),
             ..BroadcasterSection::default()
         },
+        telegram: telegram_api.map(telegram).unwrap_or_default(),
+    }
+}
+
+/// Telegram against the fake, with every wait shortened so retries and
+/// long polls happen within a test's time.
+fn telegram(api_url: &str) -> TelegramSection {
+    TelegramSection {
+        bot_token: Some(format!("{}:TEST", rand::random::<u32>())),
+        api_url: api_url.to_string(),
+        api_timeout: Duration::from_secs(2),
+        backoff_base: Duration::from_millis(200),
+        backoff_cap: Duration::from_secs(2),
+        retry_jitter: Duration::from_millis(200),
+        ack_wait: Duration::from_secs(10),
+        poll_timeout: Duration::from_secs(1),
+        ..TelegramSection::default()
     }
 }
 
 /// Builds the broadcaster and runs it on a task; returns its address.
-pub async fn start(iso: &Isolation, tasks: &mut ServiceTasks) -> anyhow::Result<SocketAddr> {
-    let app = Application::build(settings(iso))
+pub async fn start(
+    iso: &Isolation,
+    telegram_api: Option<&str>,
+    tasks: &mut ServiceTasks,
+) -> anyhow::Result<SocketAddr> {
+    let app = Application::build(settings(iso, telegram_api))
         .await
         .context("building the broadcaster")?;
     let addr = app.local_addr()?;

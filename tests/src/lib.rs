@@ -12,6 +12,8 @@
 //! - [`users`], [`client`], [`websocket`]: seeded logins with tokens, HTTP
 //!   requests and job polling, and the WebSocket client.
 //! - [`inspect`]: what the jobs stream and table hold, behind the API.
+//! - [`fake_telegram`]: the fake Bot API the bot and the notification
+//!   sender talk to, with scripted updates and injected failures.
 //! - [`binaries`], [`service_process`], [`tcp_proxy`], [`nats_server`]: for
 //!   chaos tests, the workers as an OS process (to kill or signal), a proxy
 //!   that takes PostgreSQL away, and a NATS server of the test's own.
@@ -22,6 +24,7 @@ pub mod broadcaster;
 pub mod cleanup;
 pub mod client;
 pub mod database;
+pub mod fake_telegram;
 pub mod ingress;
 pub mod inspect;
 pub mod isolation;
@@ -34,7 +37,7 @@ pub mod users;
 pub mod websocket;
 pub mod workers;
 
-pub use app::{TestApp, spawn_app, spawn_ingress_with_dead_nats, unused_port};
+pub use app::{TestApp, spawn_app, spawn_app_with_telegram, spawn_ingress_with_dead_nats, unused_port};
 pub use client::{ApiResponse, is_terminal};
 pub use database::SEED_PASSWORD;
 pub use websocket::WsClient;

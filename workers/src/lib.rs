@@ -9,6 +9,7 @@
 //! - [`outcome`], [`backoff`], [`dead_letter`]: acknowledgements, retries, the DLQ;
 //!   [`max_deliveries`]: jobs no worker ever acknowledged, dead-lettered too.
 //! - [`job_store`], [`events`]: the `jobs` row, the fast status, `GAD_EVENTS`.
+//! - [`relay`], [`notify_relay`]: the outbox, published to `GAD_EVENTS` and `GAD_NOTIFY`.
 //! - [`job_metrics`]: per-kind counters, durations, in-flight jobs, consumer lag.
 //! - [`jobs`]: the handlers, one file per kind.
 //! - [`seed`]: the deterministic demo and benchmark data generator.
@@ -25,6 +26,7 @@ pub mod job_metrics;
 pub mod job_store;
 pub mod jobs;
 pub mod max_deliveries;
+pub mod notify_relay;
 pub mod outcome;
 pub mod process;
 pub mod relay;

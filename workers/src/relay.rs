@@ -7,6 +7,8 @@
 //! by a task event's `user.{id}` topics is bumped (`gad_shared::stats_cache`),
 //! so no cached figure outlives the change it missed. Redis is soft here: a
 //! failed bump is logged and the relay goes on.
+//!
+//! The same leader publishes Telegram notification rows (`notify_relay`).
 
 use std::time::Duration;
 
@@ -90,6 +92,7 @@ async fn lead(
     listener.listen(NOTIFY_CHANNEL).await?;
     loop {
         while publish_batch(&mut leader, js, topology, redis).await? == BATCH as usize {}
+        while crate::notify_relay::publish_batch(&mut leader, js, topology).await? == BATCH as usize {}
         tokio::select! {
             _ = cancel.cancelled() => return Ok(()),
             n = tokio::time::timeout(poll, listener.recv()) => {

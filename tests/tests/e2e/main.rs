@@ -34,4 +34,5 @@ mod revocation_restart;
 mod role_matrix;
 mod stats;
 mod tasks;
+mod telegram;
 mod users;

@@ -1,0 +1,482 @@
+//! A fake Telegram Bot API server: what the broadcaster's teloxide bot talks
+//! to in tests and in the local run, over HTTP through its API URL setting,
+//! exactly as it would talk to Telegram.
+//!
+//! A test scripts the updates the bot receives ([`FakeTelegram::push_update`],
+//! served by `getUpdates`, or [`FakeTelegram::post_webhook`] for the webhook
+//! style), reads back every call the bot made ([`FakeTelegram::calls`]), and
+//! injects failures: a schedule of phases (429 with `retry_after`, 5xx) for
+//! every send, and 403 for chats that "blocked the bot".
+//!
+//! The same server runs as a binary (`fake_telegram`); its control routes
+//! under `/_fake/` do over HTTP what the methods do in a test.
+
+use std::collections::{HashSet, VecDeque};
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde_json::{Value, json};
+use tokio::net::TcpListener;
+use tokio::sync::Notify;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+/// The bot's own user id, as `getMe` reports it.
+pub const BOT_ID: i64 = 7_000_000_001;
+/// Longest `getUpdates` long poll the fake holds, whatever the client asks.
+const MAX_POLL: Duration = Duration::from_secs(10);
+/// Methods whose calls count as "sending" and are subject to injected faults.
+const SEND_METHODS: [&str; 5] = [
+    "sendMessage",
+    "editMessageText",
+    "editMessageReplyMarkup",
+    "sendLocation",
+    "answerCallbackQuery",
+];
+
+/// A failure the fake answers with instead of doing the call.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fault {
+    /// 429 with `parameters.retry_after` in seconds.
+    TooManyRequests { retry_after: u32 },
+    /// 500 Internal Server Error.
+    ServerError,
+    /// 403 "bot was blocked by the user".
+    Blocked,
+}
+
+/// One call the bot made, with what the fake answered.
+#[derive(Debug, Clone)]
+pub struct Call {
+    pub method: String,
+    pub body: Value,
+    /// When it arrived, on the test's clock.
+    pub at: Instant,
+    /// HTTP status of the answer (200 for a success).
+    pub status: u16,
+    /// `message_id` of the message a successful send created.
+    pub message_id: Option<i64>,
+}
+
+impl Call {
+    pub fn chat_id(&self) -> Option<i64> {
+        self.body.get("chat_id").and_then(Value::as_i64)
+    }
+    pub fn text(&self) -> Option<&str> {
+        self.body.get("text").and_then(Value::as_str)
+    }
+    pub fn ok(&self) -> bool {
+        self.status == 200
+    }
+}
+
+#[derive(Default)]
+struct Inner {
+    updates: VecDeque<Value>,
+    next_update_id: i64,
+    next_message_id: i64,
+    calls: Vec<Call>,
+    /// Phases of failures, each until its deadline; the first unexpired wins.
+    faults: VecDeque<(Fault, Instant)>,
+    blocked_chats: HashSet<i64>,
+}
+
+#[derive(Clone, Default)]
+struct Shared {
+    inner: Arc<Mutex<Inner>>,
+    new_update: Arc<Notify>,
+}
+
+impl Shared {
+    fn lock(&self) -> MutexGuard<'_, Inner> {
+        // A panic while holding the lock leaves plain data behind; keep serving.
+        self.inner.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+/// The running fake; dropping it stops the server.
+pub struct FakeTelegram {
+    addr: SocketAddr,
+    shared: Shared,
+    stop: CancellationToken,
+}
+
+impl Drop for FakeTelegram {
+    fn drop(&mut self) {
+        self.stop.cancel();
+    }
+}
+
+impl FakeTelegram {
+    /// Binds `addr` (port 0 for any) and serves until dropped.
+    pub async fn start(addr: SocketAddr) -> anyhow::Result<Self> {
+        let listener = TcpListener::bind(addr).await?;
+        let addr = listener.local_addr()?;
+        let shared = Shared {
+            inner: Arc::new(Mutex::new(Inner {
+                next_update_id: 1,
+                next_message_id: 1,
+                ..Inner::default()
+            })),
+            new_update: Arc::new(Notify::new()),
+        };
+        let stop = CancellationToken::new();
+        let app = router(shared.clone());
+        let until = stop.clone();
+        tokio::spawn(async move {
+            let _ = axum::serve(listener, app)
+                .with_graceful_shutdown(async move { until.cancelled().await })
+                .await;
+        });
+        Ok(Self { addr, shared, stop })
+    }
+
+    /// The base URL to configure as the bot's API URL.
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// Queues an update (a `message`, `callback_query`, …) for `getUpdates`;
+    /// its `update_id` is assigned here and returned.
+    pub fn push_update(&self, mut update: Value) -> i64 {
+        let id = {
+            let mut inner = self.shared.lock();
+            let id = inner.next_update_id;
+            inner.next_update_id += 1;
+            update["update_id"] = json!(id);
+            inner.updates.push_back(update);
+            id
+        };
+        self.shared.new_update.notify_waiters();
+        id
+    }
+
+    /// A private text message from `user_id` (its chat has the same id).
+    pub fn push_text(&self, user_id: i64, text: &str) -> i64 {
+        self.push_update(json!({ "message": message_from(user_id, text) }))
+    }
+
+    /// A press of an inline button carrying `data`, on message `message_id`.
+    pub fn push_callback(&self, user_id: i64, message_id: i64, data: &str) -> i64 {
+        let mut message = message_from(BOT_ID, "");
+        message["message_id"] = json!(message_id);
+        message["chat"] = private_chat(user_id);
+        self.push_update(json!({
+            "callback_query": {
+                "id": format!("cb{}-{message_id}", unix_now()),
+                "from": user(user_id),
+                "message": message,
+                "chat_instance": format!("ci{user_id}"),
+                "data": data,
+            }
+        }))
+    }
+
+    /// A shared location from `user_id`.
+    pub fn push_location(&self, user_id: i64, lat: f64, lng: f64) -> i64 {
+        let mut message = message_from(user_id, "");
+        if let Some(m) = message.as_object_mut() {
+            m.remove("text");
+        }
+        message["location"] = json!({ "latitude": lat, "longitude": lng });
+        self.push_update(json!({ "message": message }))
+    }
+
+    /// Delivers `update` the webhook way: POSTed to `url` with the secret header.
+    pub async fn post_webhook(&self, url: &str, secret: &str, update: &Value) -> anyhow::Result<u16> {
+        let response = reqwest::Client::new()
+            .post(url)
+            .header("X-Telegram-Bot-Api-Secret-Token", secret)
+            .timeout(Duration::from_secs(5))
+            .json(update)
+            .send()
+            .await?;
+        Ok(response.status().as_u16())
+    }
+
+    /// Answers every send with `fault` for `lasting`, after the phases already set.
+    pub fn fail_for(&self, fault: Fault, lasting: Duration) {
+        let mut inner = self.shared.lock();
+        let start = inner
+            .faults
+            .back()
+            .map(|&(_, until)| until)
+            .unwrap_or_else(Instant::now);
+        inner.faults.push_back((fault, start + lasting));
+    }
+
+    /// Every send to `chat_id` is answered 403 from now on.
+    pub fn block_chat(&self, chat_id: i64) {
+        self.shared.lock().blocked_chats.insert(chat_id);
+    }
+
+    /// Every call so far, in arrival order.
+    pub fn calls(&self) -> Vec<Call> {
+        self.shared.lock().calls.clone()
+    }
+
+    /// Successful calls of `method`.
+    pub fn sent(&self, method: &str) -> Vec<Call> {
+        self.calls()
+            .into_iter()
+            .filter(|c| c.method == method && c.ok())
+            .collect()
+    }
+
+    /// Successful calls of `method` to `chat_id`.
+    pub fn sent_to(&self, method: &str, chat_id: i64) -> Vec<Call> {
+        self.sent(method)
+            .into_iter()
+            .filter(|c| c.chat_id() == Some(chat_id))
+            .collect()
+    }
+
+    /// Waits until `wanted` holds for the calls so far; fails after `within`.
+    pub async fn wait_for(&self, within: Duration, wanted: impl Fn(&[Call]) -> bool) -> anyhow::Result<Vec<Call>> {
+        let deadline = Instant::now() + within;
+        loop {
+            let calls = self.calls();
+            if wanted(&calls) {
+                return Ok(calls);
+            }
+            if Instant::now() >= deadline {
+                let summary: Vec<String> = calls
+                    .iter()
+                    .map(|c| format!("{} {} {}", c.method, c.status, c.body))
+                    .collect();
+                anyhow::bail!("condition not met within {within:?}; calls: {summary:#?}");
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+}
+
+fn router(shared: Shared) -> Router {
+    Router::new()
+        .route("/{bot}/{method}", post(api).get(api_get))
+        .route("/_fake/updates", post(control_push))
+        .route("/_fake/calls", get(control_calls))
+        .route("/_fake/faults", post(control_faults))
+        .with_state(shared)
+}
+
+async fn api_get(state: State<Shared>, path: Path<(String, String)>) -> (StatusCode, Json<Value>) {
+    api(state, path, None).await
+}
+
+/// One Bot API call. teloxide sends JSON bodies; the path is `/bot<token>/<method>`.
+async fn api(
+    State(shared): State<Shared>,
+    Path((bot, method)): Path<(String, String)>,
+    body: Option<Json<Value>>,
+) -> (StatusCode, Json<Value>) {
+    if !bot.starts_with("bot") {
+        return error(StatusCode::NOT_FOUND, "Not Found", None);
+    }
+    let body = body.map(|Json(b)| b).unwrap_or_else(|| json!({}));
+    // Telegram's method names are case-insensitive and teloxide writes
+    // `SendMessage`; calls are recorded as the Bot API documents them.
+    let method = lower_first(&method);
+    if method == "getUpdates" {
+        return get_updates(&shared, &body).await;
+    }
+    let mut inner = shared.lock();
+    let now = Instant::now();
+    let answer = match fault_for(&mut inner, &method, &body, now) {
+        Some(fault) => fault_answer(fault),
+        None => success(&mut inner, &method, &body),
+    };
+    let message_id = answer.1.0["result"]["message_id"].as_i64();
+    inner.calls.push(Call {
+        method,
+        body,
+        at: now,
+        status: answer.0.as_u16(),
+        message_id,
+    });
+    answer
+}
+
+fn lower_first(method: &str) -> String {
+    let mut chars = method.chars();
+    match chars.next() {
+        Some(first) => first.to_ascii_lowercase().to_string() + chars.as_str(),
+        None => String::new(),
+    }
+}
+
+fn fault_for(inner: &mut Inner, method: &str, body: &Value, now: Instant) -> Option<Fault> {
+    if !SEND_METHODS.contains(&method) {
+        return None;
+    }
+    while inner.faults.front().is_some_and(|&(_, until)| until <= now) {
+        inner.faults.pop_front();
+    }
+    if let Some(&(fault, _)) = inner.faults.front() {
+        return Some(fault);
+    }
+    let chat = body.get("chat_id").and_then(Value::as_i64)?;
+    inner.blocked_chats.contains(&chat).then_some(Fault::Blocked)
+}
+
+fn fault_answer(fault: Fault) -> (StatusCode, Json<Value>) {
+    match fault {
+        Fault::TooManyRequests { retry_after } => error(
+            StatusCode::TOO_MANY_REQUESTS,
+            &format!("Too Many Requests: retry after {retry_after}"),
+            Some(json!({ "retry_after": retry_after })),
+        ),
+        Fault::ServerError => error(StatusCode::INTERNAL_SERVER_ERROR, "Internal Server Error", None),
+        Fault::Blocked => error(StatusCode::FORBIDDEN, "Forbidden: bot was blocked by the user", None),
+    }
+}
+
+fn success(inner: &mut Inner, method: &str, body: &Value) -> (StatusCode, Json<Value>) {
+    let result = match method {
+        "getMe" => json!({ "id": BOT_ID, "is_bot": true, "first_name": "GAD", "username": "gad_bot",
+                           "can_join_groups": false, "can_read_all_group_messages": false,
+                           "supports_inline_queries": false }),
+        "sendMessage" | "sendLocation" | "editMessageText" | "editMessageReplyMarkup" => {
+            let chat = body.get("chat_id").and_then(Value::as_i64).unwrap_or_default();
+            let message_id = match body.get("message_id").and_then(Value::as_i64) {
+                Some(id) => id,
+                None => {
+                    let id = inner.next_message_id;
+                    inner.next_message_id += 1;
+                    id
+                }
+            };
+            let mut message = message_from(BOT_ID, body.get("text").and_then(Value::as_str).unwrap_or(""));
+            message["message_id"] = json!(message_id);
+            message["chat"] = private_chat(chat);
+            if method == "sendLocation" {
+                if let Some(m) = message.as_object_mut() {
+                    m.remove("text");
+                }
+                message["location"] = json!({ "latitude": body["latitude"], "longitude": body["longitude"] });
+            }
+            if let Some(markup) = body.get("reply_markup").filter(|m| m.get("inline_keyboard").is_some()) {
+                message["reply_markup"] = markup.clone();
+            }
+            message
+        }
+        "getWebhookInfo" => json!({ "url": "", "has_custom_certificate": false, "pending_update_count": 0 }),
+        _ => json!(true),
+    };
+    (StatusCode::OK, Json(json!({ "ok": true, "result": result })))
+}
+
+async fn get_updates(shared: &Shared, body: &Value) -> (StatusCode, Json<Value>) {
+    let offset = body.get("offset").and_then(Value::as_i64).unwrap_or(0);
+    let wait = body
+        .get("timeout")
+        .and_then(Value::as_u64)
+        .map(Duration::from_secs)
+        .unwrap_or_default()
+        .min(MAX_POLL);
+    let deadline = Instant::now() + wait;
+    loop {
+        // Registered before looking, so an update pushed in between still wakes us.
+        let notified = shared.new_update.notified();
+        let ready: Vec<Value> = {
+            let mut inner = shared.lock();
+            // Telegram forgets updates below the offset a client confirmed.
+            inner
+                .updates
+                .retain(|u| u["update_id"].as_i64().unwrap_or_default() >= offset);
+            inner.updates.iter().cloned().collect()
+        };
+        if !ready.is_empty() || Instant::now() >= deadline {
+            return (StatusCode::OK, Json(json!({ "ok": true, "result": ready })));
+        }
+        let _ = tokio::time::timeout_at(deadline, notified).await;
+    }
+}
+
+fn error(status: StatusCode, description: &str, parameters: Option<Value>) -> (StatusCode, Json<Value>) {
+    let mut body = json!({ "ok": false, "error_code": status.as_u16(), "description": description });
+    if let Some(p) = parameters {
+        body["parameters"] = p;
+    }
+    (status, Json(body))
+}
+
+fn user(id: i64) -> Value {
+    json!({ "id": id, "is_bot": id == BOT_ID, "first_name": format!("user{id}"), "language_code": "es" })
+}
+
+fn private_chat(id: i64) -> Value {
+    json!({ "id": id, "type": "private", "first_name": format!("user{id}") })
+}
+
+fn message_from(user_id: i64, text: &str) -> Value {
+    json!({
+        "message_id": (unix_now() % 1_000_000) as i64,
+        "date": unix_now(),
+        "chat": private_chat(user_id),
+        "from": user(user_id),
+        "text": text,
+    })
+}
+
+fn unix_now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or_default()
+}
+
+async fn control_push(State(shared): State<Shared>, Json(mut update): Json<Value>) -> Json<Value> {
+    let id = {
+        let mut inner = shared.lock();
+        let id = inner.next_update_id;
+        inner.next_update_id += 1;
+        update["update_id"] = json!(id);
+        inner.updates.push_back(update);
+        id
+    };
+    shared.new_update.notify_waiters();
+    Json(json!({ "update_id": id }))
+}
+
+async fn control_calls(State(shared): State<Shared>) -> Json<Value> {
+    let calls: Vec<Value> = shared
+        .lock()
+        .calls
+        .iter()
+        .map(|c| json!({ "method": c.method, "status": c.status, "body": c.body, "message_id": c.message_id }))
+        .collect();
+    Json(json!(calls))
+}
+
+/// `{"fault": "429" | "500" | "403", "seconds": n, "retry_after": s, "chat_id": c}`.
+async fn control_faults(State(shared): State<Shared>, Json(spec): Json<Value>) -> StatusCode {
+    let mut inner = shared.lock();
+    let seconds = spec["seconds"].as_u64().unwrap_or(5);
+    let fault = match spec["fault"].as_str() {
+        Some("429") => Fault::TooManyRequests {
+            retry_after: spec["retry_after"].as_u64().unwrap_or(1) as u32,
+        },
+        Some("500") => Fault::ServerError,
+        Some("403") => match spec["chat_id"].as_i64() {
+            Some(chat) => {
+                inner.blocked_chats.insert(chat);
+                return StatusCode::NO_CONTENT;
+            }
+            None => Fault::Blocked,
+        },
+        _ => return StatusCode::UNPROCESSABLE_ENTITY,
+    };
+    let start = inner
+        .faults
+        .back()
+        .map(|&(_, until)| until)
+        .unwrap_or_else(Instant::now);
+    inner.faults.push_back((fault, start + Duration::from_secs(seconds)));
+    StatusCode::NO_CONTENT
+}
