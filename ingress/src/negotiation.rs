@@ -39,7 +39,10 @@ fn essence(v: Option<&HeaderValue>) -> Option<String> {
 }
 
 fn is_msgpack(v: Option<&HeaderValue>) -> bool {
-    matches!(essence(v).as_deref(), Some(MSGPACK | "application/x-msgpack" | "application/vnd.msgpack"))
+    matches!(
+        essence(v).as_deref(),
+        Some(MSGPACK | "application/x-msgpack" | "application/vnd.msgpack")
+    )
 }
 
 fn is_json(v: Option<&HeaderValue>) -> bool {
@@ -71,8 +74,13 @@ async fn msgpack_to_json(req: Request) -> Result<Request, ApiError> {
             "the body exceeds 1 MiB",
         )
     })?;
-    let value: serde_json::Value = rmp_serde::from_slice(&bytes)
-        .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "bad_request", format!("invalid MessagePack: {e}")))?;
+    let value: serde_json::Value = rmp_serde::from_slice(&bytes).map_err(|e| {
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "bad_request",
+            format!("invalid MessagePack: {e}"),
+        )
+    })?;
     let json = serde_json::to_vec(&value).map_err(ApiError::internal)?;
     parts
         .headers
@@ -91,7 +99,9 @@ async fn json_to_msgpack(response: Response) -> Response {
         .and_then(|v| rmp_serde::to_vec_named(&v).ok());
     match encoded {
         Some(packed) => {
-            parts.headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(MSGPACK));
+            parts
+                .headers
+                .insert(header::CONTENT_TYPE, HeaderValue::from_static(MSGPACK));
             parts.headers.remove(header::CONTENT_LENGTH);
             Response::from_parts(parts, Body::from(packed))
         }

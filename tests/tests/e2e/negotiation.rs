@@ -105,7 +105,11 @@ async fn answers_carry_security_headers_and_cors_only_for_listed_origins() -> an
         ("referrer-policy", "no-referrer"),
         ("cache-control", "no-store"),
     ] {
-        assert_eq!(r.headers().get(name).and_then(|v| v.to_str().ok()), Some(value), "{name}");
+        assert_eq!(
+            r.headers().get(name).and_then(|v| v.to_str().ok()),
+            Some(value),
+            "{name}"
+        );
     }
     assert!(r.headers().contains_key("x-request-id"));
 
@@ -118,7 +122,10 @@ async fn answers_carry_security_headers_and_cors_only_for_listed_origins() -> an
             .send()
     };
     let allowed = preflight("https://board.example.org").await?;
-    assert_eq!(allowed.headers()["access-control-allow-origin"], "https://board.example.org");
+    assert_eq!(
+        allowed.headers()["access-control-allow-origin"],
+        "https://board.example.org"
+    );
     assert_eq!(allowed.headers()["access-control-allow-credentials"], "true");
     let other = preflight("https://evil.example.com").await?;
     assert!(!other.headers().contains_key("access-control-allow-origin"));
