@@ -19,7 +19,10 @@
 #   BENCH_DURATION_S=20        measured seconds of phases 1 and 2
 #   BENCH_SKIP_SEED=1          reuse an already seeded gad_bench (its jobs table is emptied)
 #   BENCH_SKIP_BUILD=1         use the release binaries as they are
-#   BENCH_PHASES=1,2,3         phases to run
+#   BENCH_PHASES=1,2,3         phases to run; also 4 (raw JetStream async publish, the
+#                              ceiling phase 1 is read against) and 5 (overload: 2× ingress'
+#                              hard limit of clients; accepted/s, p99, 503 share, ingress RSS)
+#   BENCH_OVERLOAD_CLIENTS=2000 phase 5 clients
 #   BENCH_CLIENTS=64           phase 1 clients
 #   BENCH_RATE=1000            phase 2 requests/s
 #   BENCH_WAIT_S=5             phase 2 Prefer: wait
@@ -29,7 +32,7 @@
 #   BENCH_GEO_MAX_ACK_PENDING=1024
 #   BENCH_POOL_SIZE=10         PostgreSQL pool size of each service pool
 #   BENCH_WORKER_GROUPS=[geo]  worker groups started (no spaces: [geo,tasks]); [] with
-#                              BENCH_NO_PROBE=1 BENCH_PHASES=1 BENCH_DRAIN_TIMEOUT_S=1 measures ingress alone
+#                              BENCH_NO_PROBE=true BENCH_PHASES=1 BENCH_DRAIN_TIMEOUT_S=1 measures ingress alone
 #   BENCH_RATE_LIMITS=false    ingress rate limits (§6.4) on or off
 #   BENCH_DB=gad_bench         database name (dropped and re-created unless BENCH_SKIP_SEED=1)
 #   BENCH_KEEP_RUNNING=1       leave the services running after the benchmark (until Ctrl-C)

@@ -30,6 +30,9 @@ use hyper_util::rt::TokioIo;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
+#[path = "bench_pipeline/raw_publish.rs"]
+mod raw_publish;
+
 /// Buenos Aires box of the seeded efectivos.
 const LAT: (f64, f64) = (-34.705, -34.527);
 const LNG: (f64, f64) = (-58.531, -58.335);
@@ -99,6 +102,12 @@ struct Args {
     /// e.g. to measure ingress alone with no workers running.
     #[arg(long, env = "BENCH_NO_PROBE")]
     no_probe: bool,
+    /// Phase 5: closed-loop clients of the overload run (2× ingress' default hard limit).
+    #[arg(long, env = "BENCH_OVERLOAD_CLIENTS", default_value_t = 2000)]
+    overload_clients: usize,
+    /// Phase 4: seconds of raw JetStream publishing.
+    #[arg(long, env = "BENCH_RAW_PUBLISH_S", default_value_t = 10)]
+    raw_publish_s: u64,
     /// Only delete the prefixed streams and buckets, then exit.
     #[arg(long)]
     cleanup: bool,
@@ -214,6 +223,13 @@ const SHARED_SERVERS: [(&str, &str); 3] = [
     ("postgres", "postgres"),
     ("redis-server", "redis"),
 ];
+
+/// Resident memory of `pid`, KiB.
+fn rss_kib(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
+    line.split_whitespace().nth(1)?.parse().ok()
+}
 
 fn proc_ticks(path: &str) -> Option<(String, u64)> {
     let text = std::fs::read_to_string(path).ok()?;
@@ -414,20 +430,20 @@ async fn closed_client(
     Ok((stats, hist))
 }
 
-async fn phase1(args: &Args, target: Arc<Target>) -> anyhow::Result<Phase1> {
+async fn phase1(args: &Args, target: Arc<Target>, clients: usize) -> anyhow::Result<Phase1> {
     let warm = Duration::from_secs(args.warmup_s);
     let window = Duration::from_secs(args.duration_s);
     println!(
         "\n[1] accepted jobs/s: {} closed-loop clients (raw hyper HTTP/1.1, keep-alive), GET nearest k={K}, \
          {}s warm-up + {}s measured; only 202s count",
-        args.clients, args.warmup_s, args.duration_s
+        clients, args.warmup_s, args.duration_s
     );
     let start = Instant::now();
     let measure_from = start + warm;
     let end = measure_from + window;
     let per_second: Arc<Vec<AtomicU64>> = Arc::new((0..args.duration_s).map(|_| AtomicU64::new(0)).collect());
-    let mut tasks = Vec::with_capacity(args.clients);
-    for i in 0..args.clients {
+    let mut tasks = Vec::with_capacity(clients);
+    for i in 0..clients {
         tasks.push(tokio::spawn(closed_client(
             target.clone(),
             1_000 + i as u64,
@@ -512,6 +528,22 @@ async fn backlog(js: &async_nats::jetstream::Context, stream: &str, consumer: &s
     let s = js.get_stream(stream).await.context("get jobs stream")?;
     let info = s.consumer_info(consumer).await.context("consumer info")?;
     Ok((info.num_pending, info.num_ack_pending as u64))
+}
+
+/// [`drain`], or "nothing drained" when there is no geo consumer (ingress
+/// measured alone, `BENCH_WORKER_GROUPS=[]`): the streams go at cleanup.
+async fn drain_or_report(args: &Args) -> Drain {
+    match drain(args, &args.cpu_pids).await {
+        Ok(d) => d,
+        Err(e) => {
+            println!("    backlog not drained ({e:#}); left for cleanup");
+            Drain {
+                backlog: 0,
+                secs: 0.0,
+                purged: true,
+            }
+        }
+    }
 }
 
 /// Waits until the geo consumer has nothing pending or unacknowledged.
@@ -944,8 +976,8 @@ async fn main() -> anyhow::Result<()> {
     }
 
     let p1 = if args.phases.contains(&1) {
-        let r = phase1(&args, target.clone()).await?;
-        Some((r, drain(&args, &args.cpu_pids).await?))
+        let r = phase1(&args, target.clone(), args.clients).await?;
+        Some((r, drain_or_report(&args).await))
     } else {
         None
     };
@@ -956,6 +988,34 @@ async fn main() -> anyhow::Result<()> {
     };
     let p3 = if args.phases.contains(&3) {
         Some(phase3(&args).await?)
+    } else {
+        None
+    };
+
+    let p4 = if args.phases.contains(&4) {
+        Some(
+            raw_publish::run(
+                &args.nats_url,
+                &args.stream_prefix,
+                &args.subject_prefix,
+                args.raw_publish_s,
+            )
+            .await?,
+        )
+    } else {
+        None
+    };
+    let p5 = if args.phases.contains(&5) {
+        let ingress_pid = args.cpu_pids.iter().find(|(n, _)| n == "ingress").map(|(_, p)| *p);
+        let rss_before = ingress_pid.and_then(rss_kib);
+        println!(
+            "\n[5] overload: {} clients, twice ingress' hard concurrency limit",
+            args.overload_clients
+        );
+        let r = phase1(&args, target.clone(), args.overload_clients).await?;
+        let rss_after = ingress_pid.and_then(rss_kib);
+        let d = drain_or_report(&args).await;
+        Some((r, d, rss_before, rss_after))
     } else {
         None
     };
@@ -1017,6 +1077,28 @@ async fn main() -> anyhow::Result<()> {
             r.errors
         );
     }
+    if let Some(r) = &p4 {
+        println!(
+            "raw JetStream async publish (256 in flight, same server, same run): {}/s  errors {}",
+            rate_fmt(r.rate),
+            r.errors
+        );
+    }
+    if let Some((r, _, before, after)) = &p5 {
+        let refused = r.other.get(&503).copied().unwrap_or(0);
+        let answered = r.accepted + r.other.values().sum::<u64>();
+        println!(
+            "overload ({} clients): accepted {}/s  p99 of accepted {:.1} ms [target ≤ 100 ms: {}]  503 share {:.1}%               other non-202 {}  ingress RSS {} → {} MiB",
+            args.overload_clients,
+            rate_fmt(r.rate),
+            ms(r.p99_us),
+            check(r.p99_us <= 100_000),
+            refused as f64 / answered.max(1) as f64 * 100.0,
+            answered - r.accepted - refused,
+            before.map_or("?".into(), |k| format!("{:.0}", k as f64 / 1024.0)),
+            after.map_or("?".into(), |k| format!("{:.0}", k as f64 / 1024.0)),
+        );
+    }
     let mut ratios = Vec::new();
     if let Some(r3) = &p3 {
         ratios.push(format!(
@@ -1038,6 +1120,12 @@ async fn main() -> anyhow::Result<()> {
             "accepted/s = {:.1}% of the {}/s JetStream publish ceiling (platform.md)",
             r1.rate / args.publish_ceiling * 100.0,
             rate_fmt(args.publish_ceiling)
+        ));
+    }
+    if let (Some((r1, _)), Some(r4)) = (&p1, &p4) {
+        ratios.push(format!(
+            "accepted/s = {:.1}% of the raw async-publish rate measured in this run",
+            r1.rate / r4.rate.max(1.0) * 100.0
         ));
     }
     if !ratios.is_empty() {

@@ -36,6 +36,9 @@ async fn requests_are_counted_and_timed_by_route_template() -> anyhow::Result<()
         Some(3.0),
         "{text}"
     );
-    assert!(!text.contains("route=\"/api/v1/jobs/0"), "raw paths never become labels");
+    assert!(
+        !text.contains("route=\"/api/v1/jobs/0"),
+        "raw paths never become labels"
+    );
     app.stop().await
 }
