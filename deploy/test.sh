@@ -21,6 +21,11 @@ cargo fmt --all -- --check
 banner "cargo clippy --workspace --all-targets -- -D warnings"
 cargo clippy --workspace --all-targets -- -D warnings
 
+# The chaos tests run the service binaries as OS processes: build them here,
+# once, rather than from inside a test while others wait on the build lock.
+banner "cargo build --workspace --bins"
+cargo build --workspace --bins
+
 if cargo nextest --version >/dev/null 2>&1; then
     runner=(cargo nextest run --workspace --no-fail-fast "$@")
     banner "${runner[*]}"
