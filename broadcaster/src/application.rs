@@ -18,6 +18,7 @@ use crate::hub::Hub;
 use crate::settings::BroadcasterSettings;
 use crate::state::AppState;
 use crate::telegram;
+use crate::telegram::bot::BotContext;
 use crate::telegram::delivery;
 use crate::telegram::limiter::Limiter;
 use crate::telegram::sender::Sender;
@@ -36,11 +37,13 @@ pub enum StartError {
     Postgres(#[from] sqlx::Error),
 }
 
-/// Notification delivery, when a bot token is configured.
+/// Notification delivery and the bot, when a bot token is configured.
 struct TelegramDelivery {
     consumers: delivery::Consumers,
     sender: Arc<Sender>,
     concurrency: usize,
+    /// `None` when updates come from the webhook instead of long polling.
+    bot: Option<BotContext>,
 }
 
 pub struct Application {
@@ -83,7 +86,7 @@ impl Application {
             .await
             .map_err(|e| StartError::Nats(e.into()))?;
         let consumer = feed::subscribe(&js, &topology).await?;
-        let telegram = telegram_delivery(&settings, &js, &topology).await?;
+        let telegram = telegram_delivery(&settings, &js, &topology, &job_status).await?;
         let state = AppState {
             verifier: TokenVerifier::new(&settings.auth, revocations),
             settings: Arc::new(settings),
@@ -122,6 +125,9 @@ impl Application {
         if let Some(t) = telegram {
             // Stops pulling at shutdown; sends in flight finish first.
             tracker.spawn(delivery::run(t.consumers, t.sender, t.concurrency, shutdown.clone()));
+            if let Some(bot) = t.bot {
+                tracker.spawn(telegram::bot::run(bot, shutdown.clone()));
+            }
         }
         tracker.spawn(feed::run(
             consumer,
@@ -160,6 +166,7 @@ async fn telegram_delivery(
     settings: &BroadcasterSettings,
     js: &async_nats::jetstream::Context,
     topology: &topology::Topology,
+    job_status: &async_nats::jetstream::kv::Store,
 ) -> Result<Option<TelegramDelivery>, StartError> {
     let t = &settings.telegram;
     let Some(bot) = telegram::api::bot(t)? else {
@@ -171,15 +178,28 @@ async fn telegram_delivery(
     // Keys carry the stream prefix, so tenants (and tests) sharing a Redis
     // do not share limits.
     let key_prefix = settings.nats.stream_prefix.clone();
-    let limiter = Limiter::new(
+    let limiter = Arc::new(Limiter::new(
         redis.clone(),
         settings.redis.command_timeout,
         &key_prefix,
         t.per_chat_interval,
         t.per_bot_per_second,
         t.replicas,
-    );
+    ));
     let consumers = delivery::consumers(js, topology, t.ack_wait).await?;
+    let bot_context = t.long_polling.then(|| BotContext {
+        bot: bot.clone(),
+        db: db.clone(),
+        redis: redis.clone(),
+        redis_timeout: settings.redis.command_timeout,
+        js: js.clone(),
+        topology: topology.clone(),
+        job_status: job_status.clone(),
+        publish_timeout: settings.nats.publish_timeout,
+        settings: t.clone(),
+        key_prefix: key_prefix.clone(),
+        limiter: limiter.clone(),
+    });
     let sender = Sender {
         db,
         bot,
@@ -193,5 +213,6 @@ async fn telegram_delivery(
         consumers,
         sender: Arc::new(sender),
         concurrency: t.concurrency,
+        bot: bot_context,
     }))
 }

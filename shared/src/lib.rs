@@ -4,6 +4,7 @@
 //! - [`envelope`]: MessagePack job and event envelopes on NATS.
 //! - [`job`]: job kinds, lanes, statuses and the fast status record.
 //! - [`topology`]: stream, subject and bucket names, and their creation.
+//! - [`submit`]: publishing a job and recording its `queued` status.
 //! - [`auth`]: the JWT issuer and verifier; [`revocation`]: the mirror of
 //!   revoked tokens they check.
 //! - [`error_body`] and [`http_error`]: the §7 error shape and its HTTP mapping.
@@ -25,6 +26,7 @@ pub mod revocation;
 pub mod settings;
 pub mod shutdown;
 pub mod stats_cache;
+pub mod submit;
 pub mod telemetry;
 pub mod time;
 pub mod topology;

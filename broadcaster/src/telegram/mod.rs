@@ -1,4 +1,4 @@
-//! Telegram (§9): delivering notification rows and, later, the bot.
+//! Telegram (§9): delivering notification rows, and the bot.
 //!
 //! - [`delivery`]: the two shared durable consumers on `GAD_NOTIFY`, priority 0 first.
 //! - [`sender`]: one notification, from message to acknowledgement.
@@ -6,8 +6,10 @@
 //! - [`limiter`]: 1 message/s per chat and 25/s per bot, cluster-wide, in Redis.
 //! - [`render`]: HTML with every value escaped, buttons as callback data.
 //! - [`api`]: the teloxide `Bot` and what each failure means.
+//! - [`bot`]: commands, linking, the `/crear` wizard, answers to assignments.
 
 pub mod api;
+pub mod bot;
 pub mod delivery;
 pub mod limiter;
 pub mod render;

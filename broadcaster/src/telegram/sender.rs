@@ -3,6 +3,7 @@
 //! turn the outcome into an ack (done) or a nak with a delay (try later).
 //! Every outcome is written to the row before the message is acknowledged.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_nats::jetstream::{AckKind, Message};
@@ -38,7 +39,7 @@ enum Next {
 pub struct Sender {
     pub db: PgPool,
     pub bot: Bot,
-    pub limiter: Limiter,
+    pub limiter: Arc<Limiter>,
     pub redis: Redis,
     pub settings: TelegramSection,
     pub redis_timeout: Duration,

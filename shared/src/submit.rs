@@ -1,0 +1,133 @@
+//! Turning a request into a job on `GAD_JOBS`, for every front door (the
+//! HTTP API in ingress, the Telegram bot in the broadcaster). A job is
+//! accepted only when JetStream acknowledged it (PubAck); its `queued`
+//! status is written to the status bucket alongside, where a poll finds it
+//! at once.
+
+use std::time::Duration;
+
+use async_nats::HeaderMap;
+use async_nats::jetstream::context::{PublishError, PublishErrorKind};
+use async_nats::jetstream::message::PublishMessage;
+use async_nats::jetstream::{self, kv};
+use chrono::Utc;
+use uuid::Uuid;
+
+use crate::envelope::{self, CONTENT_TYPE_MSGPACK, ClientInfo, ENVELOPE_VERSION, JobEnvelope, headers};
+use crate::job::{JobRecord, JobStatus, kind_spec};
+use crate::topology::Topology;
+
+#[derive(Debug, thiserror::Error)]
+pub enum SubmitError {
+    #[error("NATS unavailable: {0}")]
+    Unavailable(String),
+    #[error("job stream full")]
+    QueueFull,
+    #[error("unknown job kind {0}")]
+    UnknownKind(String),
+    #[error(transparent)]
+    Encode(#[from] envelope::EnvelopeError),
+}
+
+pub struct NewJob {
+    /// Chosen by the caller so a waiter can be registered before publishing.
+    pub job_id: Uuid,
+    pub kind: &'static str,
+    pub payload: serde_json::Value,
+    /// Redacted inputs shown on the job (no secrets).
+    pub summary: serde_json::Value,
+    pub request_id: Option<String>,
+    /// The usuario on whose behalf the job runs; `None` = system.
+    pub submitted_by: Option<i64>,
+    /// Who sent the request, for the audit row.
+    pub client: Option<ClientInfo>,
+}
+
+/// Where jobs go: the stream (through `js`) and the status bucket.
+pub struct JobQueue<'a> {
+    pub js: &'a jetstream::Context,
+    pub topology: &'a Topology,
+    pub status_bucket: &'a kv::Store,
+    /// Longest wait for the PubAck.
+    pub publish_timeout: Duration,
+}
+
+/// Publishes `job` and records its `queued` status; returns the job's record.
+pub async fn submit(queue: &JobQueue<'_>, job: NewJob) -> Result<JobRecord, SubmitError> {
+    let spec = kind_spec(job.kind).ok_or_else(|| SubmitError::UnknownKind(job.kind.to_string()))?;
+    let job_id = job.job_id;
+    let now = Utc::now();
+    let env = JobEnvelope {
+        v: ENVELOPE_VERSION,
+        job_id,
+        kind: spec.name.to_string(),
+        submitted_by: job.submitted_by,
+        submitted_at: now,
+        request_id: job.request_id,
+        client: job.client,
+        payload: job.payload,
+    };
+    let record = JobRecord {
+        job_id,
+        kind: spec.name.to_string(),
+        status: JobStatus::Queued,
+        attempts: 0,
+        max_attempts: spec.max_attempts,
+        submitted_by: job.submitted_by,
+        payload_summary: job.summary,
+        result: None,
+        error: None,
+        created_at: now,
+        started_at: None,
+        finished_at: None,
+    };
+    let body = envelope::encode(&env)?;
+    let status_value = envelope::encode(&record)?;
+
+    let mut hdrs = HeaderMap::new();
+    hdrs.insert(headers::CONTENT_TYPE, CONTENT_TYPE_MSGPACK);
+    if let Some(user) = job.submitted_by {
+        hdrs.insert(headers::SUBMITTER, user.to_string().as_str());
+    }
+    let message = PublishMessage::build()
+        .payload(body)
+        .headers(hdrs)
+        .message_id(job_id.to_string());
+    let subject = queue.topology.job_subject(spec);
+
+    let publish = async {
+        let ack = queue.js.send_publish(subject, message).await?;
+        ack.await
+    };
+    // `create` never overwrites: a worker fast enough to have written
+    // `running` or a result already must not be set back to `queued`.
+    let key = job_id.to_string();
+    let status_bucket = queue.status_bucket;
+    let status = status_bucket.create(&key, status_value);
+    let (published, status) = tokio::join!(tokio::time::timeout(queue.publish_timeout, publish), status);
+    match published {
+        Ok(Ok(_ack)) => {}
+        Ok(Err(e)) => {
+            let _ = status_bucket.delete(&key).await;
+            return Err(classify(e));
+        }
+        Err(_) => {
+            let _ = status_bucket.delete(&key).await;
+            return Err(SubmitError::Unavailable("no PubAck within the timeout".into()));
+        }
+    }
+    if let Err(e) = status {
+        tracing::warn!(%job_id, error = %e, "queued status not recorded; the worker will record it");
+    }
+    metrics::counter!("jobs_submitted_total", "kind" => spec.name, "lane" => spec.group).increment(1);
+    Ok(record)
+}
+
+fn classify(e: PublishError) -> SubmitError {
+    let text = e.to_string();
+    match e.kind() {
+        // discard-new streams refuse with "maximum messages/bytes exceeded".
+        PublishErrorKind::Other if text.contains("maximum") => SubmitError::QueueFull,
+        _ => SubmitError::Unavailable(text),
+    }
+}
