@@ -86,11 +86,13 @@ impl Application {
             .await
             .map_err(|e| StartError::Nats(e.into()))?;
         let consumer = feed::subscribe(&js, &topology).await?;
-        let telegram = telegram_delivery(&settings, &js, &topology, &job_status).await?;
+        let db = gad_shared::db::connect(&settings.postgres, settings.postgres.statement_timeout).await?;
+        let telegram = telegram_delivery(&settings, &js, &topology, &job_status, &db).await?;
         let state = AppState {
             verifier: TokenVerifier::new(&settings.auth, revocations),
             settings: Arc::new(settings),
             hub: Hub::default(),
+            db,
             nats: client,
             job_status,
             head_seq: Arc::new(AtomicU64::new(0)),
@@ -167,13 +169,14 @@ async fn telegram_delivery(
     js: &async_nats::jetstream::Context,
     topology: &topology::Topology,
     job_status: &async_nats::jetstream::kv::Store,
+    db: &sqlx::PgPool,
 ) -> Result<Option<TelegramDelivery>, StartError> {
     let t = &settings.telegram;
     let Some(bot) = telegram::api::bot(t)? else {
         tracing::info!("telegram.bot_token not set; Telegram delivery is off");
         return Ok(None);
     };
-    let db = gad_shared::db::connect(&settings.postgres, settings.postgres.statement_timeout).await?;
+    let db = db.clone();
     let redis = Redis::new(&settings.redis);
     // Keys carry the stream prefix, so tenants (and tests) sharing a Redis
     // do not share limits.

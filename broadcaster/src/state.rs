@@ -17,6 +17,9 @@ pub struct AppState {
     pub hub: Hub,
     pub verifier: TokenVerifier,
     pub nats: async_nats::Client,
+    /// Connected lazily: only nivel-1 subscriptions to an own task or unit
+    /// (and Telegram) read it, so WebSocket delivery does not depend on it.
+    pub db: sqlx::PgPool,
     /// Current job statuses, for the frame sent on subscribing to `jobs.{id}`.
     pub job_status: kv::Store,
     /// Stream sequence of the newest event seen: the `seq` a subscriber may resume from.

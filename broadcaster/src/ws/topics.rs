@@ -22,16 +22,28 @@ pub async fn authorize(state: &AppState, caller: &Caller, topic: &str) -> Decisi
         return job_topic(state, caller, id).await;
     }
     let aggregate = matches!(topic, "tasks" | "efectivos" | "alerts");
-    let per_entity = ["tasks.", "efectivos."]
-        .iter()
-        .any(|p| topic.strip_prefix(p).is_some_and(|id| id.parse::<i64>().is_ok()));
-    if aggregate || per_entity {
-        // Nivel 1 access to an own task or efectivo needs PostgreSQL and comes with the domain work.
-        return if caller.is_supervisor() {
-            Decision::Allow
-        } else {
-            Decision::Deny("forbidden")
-        };
+    let task = topic.strip_prefix("tasks.").and_then(|id| id.parse::<i64>().ok());
+    let efectivo = topic.strip_prefix("efectivos.").and_then(|id| id.parse::<i64>().ok());
+    if caller.is_supervisor() && (aggregate || task.is_some() || efectivo.is_some()) {
+        return Decision::Allow;
+    }
+    if aggregate {
+        return Decision::Deny("forbidden");
+    }
+    // Nivel 1: only an own task (delegated or assigned) or its own unit.
+    let own = match (task, efectivo) {
+        (Some(id), _) => gad_shared::domain::tarea::is_own(&state.db, id, caller.user_id).await,
+        (_, Some(id)) => own_efectivo(state, id, caller.user_id).await,
+        _ => Ok(false),
+    };
+    match own {
+        Ok(true) => return Decision::Allow,
+        Ok(false) if task.is_some() || efectivo.is_some() => return Decision::Deny("forbidden"),
+        Ok(false) => {}
+        Err(e) => {
+            tracing::warn!(error = %e, topic, "ownership check failed; subscription denied");
+            return Decision::Deny("unavailable");
+        }
     }
     if topic.starts_with("user.") {
         return Decision::Deny("forbidden");
@@ -54,4 +66,14 @@ async fn job_topic(state: &AppState, caller: &Caller, id: &str) -> Decision {
         None if caller.is_supervisor() => Decision::Allow,
         None => Decision::Deny("not_found"),
     }
+}
+
+async fn own_efectivo(state: &AppState, id: i64, usuario: i64) -> Result<bool, sqlx::Error> {
+    sqlx::query_scalar(
+        "SELECT EXISTS (SELECT 1 FROM efectivos WHERE id = $1 AND usuario_id = $2 AND deleted_at IS NULL)",
+    )
+    .bind(id)
+    .bind(usuario)
+    .fetch_one(&state.db)
+    .await
 }

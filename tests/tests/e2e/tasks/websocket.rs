@@ -121,3 +121,50 @@ async fn task_events_arrive_in_order_on_their_topics() -> anyhow::Result<()> {
     field.close().await;
     app.stop().await
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nivel_1_may_follow_its_own_task_and_unit_and_nothing_else() -> anyhow::Result<()> {
+    let app = spawn_app().await?;
+    let (sup, n1) = (app.supervisor.clone(), app.efectivo.clone());
+    let own = id_of(&create(&app, &n1.token, &body(n1.id)).await?);
+    let unit = efectivo_of(&app, n1.id).await?;
+    let assigned = {
+        let mut b = body(sup.id);
+        b["efectivos_asignados"] = json!([unit]);
+        id_of(&create(&app, &sup.token, &b).await?)
+    };
+    let other = id_of(&create(&app, &sup.token, &body(sup.id)).await?);
+    let other_unit: i64 = sqlx::query_scalar("SELECT id FROM efectivos WHERE id <> $1 AND deleted_at IS NULL LIMIT 1")
+        .bind(unit)
+        .fetch_one(&app.db)
+        .await?;
+
+    let mut ws = app.ws_connect(&n1.token).await?;
+    assert_eq!(ws.next_frame(WITHIN).await?["event_type"], "connection_ack");
+    let topics = [
+        format!("tasks.{own}"),
+        format!("tasks.{assigned}"),
+        format!("efectivos.{unit}"),
+        format!("tasks.{other}"),
+        format!("efectivos.{other_unit}"),
+        "tasks".to_string(),
+    ];
+    let r = ws.subscribe(&topics).await?;
+    let granted: Vec<&str> = r["data"]["topics"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|t| t["topic"].as_str())
+        .collect();
+    let denied: Vec<&str> = r["data"]["denied"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|t| t["topic"].as_str())
+        .collect();
+    assert_eq!(granted, &topics[..3], "{r}");
+    assert_eq!(denied, &topics[3..], "{r}");
+
+    ws.close().await;
+    app.stop().await
+}
