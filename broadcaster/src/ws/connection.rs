@@ -38,9 +38,10 @@ pub async fn connect(
         .and_then(|h| h.strip_prefix("Bearer ").or_else(|| h.strip_prefix("bearer ")))
         .map(str::to_string)
         .or_else(|| query.get("token").cloned());
-    let auth = match token {
-        None => Err(AuthError::Missing),
-        Some(t) => state.verifier.verify(t.trim()),
+    let token = token.map(|t| t.trim().to_string()).unwrap_or_default();
+    let auth = match token.is_empty() {
+        true => Err(AuthError::Missing),
+        false => state.verifier.verify(&token),
     };
     let cfg = &state.settings.broadcaster;
     ws.max_message_size(cfg.max_client_frame_bytes)
@@ -48,7 +49,7 @@ pub async fn connect(
         // Idle connections are the common case: keep their buffers small.
         .read_buffer_size(8 * 1024)
         .write_buffer_size(16 * 1024)
-        .on_upgrade(move |socket| serve(socket, state, auth))
+        .on_upgrade(move |socket| serve(socket, state, auth, token))
 }
 
 async fn reject(mut socket: WebSocket, code: u16, reason: &'static str) {
@@ -59,7 +60,7 @@ async fn reject(mut socket: WebSocket, code: u16, reason: &'static str) {
     let _ = tokio::time::timeout(Duration::from_secs(1), socket.send(Message::Close(Some(frame)))).await;
 }
 
-async fn serve(socket: WebSocket, state: AppState, auth: Result<Caller, AuthError>) {
+async fn serve(socket: WebSocket, state: AppState, auth: Result<Caller, AuthError>, token: String) {
     let caller = match auth {
         Ok(c) => c,
         Err(AuthError::Missing) => return reject(socket, close::POLICY, "authentication_required").await,
@@ -93,6 +94,7 @@ async fn serve(socket: WebSocket, state: AppState, auth: Result<Caller, AuthErro
     let mut conn = Conn {
         id,
         caller,
+        token,
         handle: handle.clone(),
         state: state.clone(),
         missed_pongs: 0,
@@ -104,9 +106,16 @@ async fn serve(socket: WebSocket, state: AppState, auth: Result<Caller, AuthErro
     let _ = writer.await;
 }
 
+/// How often a connection's token is checked against the revocation mirror
+/// (which follows the bucket's watch): well inside the 5 s of §8.
+const REVOCATION_CHECK: Duration = Duration::from_secs(2);
+
 struct Conn {
     id: ConnId,
     caller: Caller,
+    /// The token in force (the last renewed one), checked again against the
+    /// revocation mirror so a logout or nivel change closes the connection.
+    token: String,
     handle: ConnHandle,
     state: AppState,
     missed_pongs: u32,
@@ -117,6 +126,7 @@ struct Conn {
 impl Conn {
     async fn read_loop(&mut self, mut stream: futures::stream::SplitStream<WebSocket>, ping_every: Duration) {
         let mut ping = tokio::time::interval_at(tokio::time::Instant::now() + ping_every, ping_every);
+        let mut revocation = tokio::time::interval_at(tokio::time::Instant::now() + REVOCATION_CHECK, REVOCATION_CHECK);
         loop {
             let expires_in =
                 Duration::from_secs((self.caller.expires_at - chrono::Utc::now().timestamp()).max(0) as u64);
@@ -129,6 +139,12 @@ impl Conn {
                     }
                     self.missed_pongs += 1;
                     self.handle.offer(frames::control("ping", json!({ "server_time": gad_shared::time::format(&chrono::Utc::now()) })));
+                }
+                _ = revocation.tick() => {
+                    if matches!(self.state.verifier.verify(&self.token), Err(AuthError::Revoked)) {
+                        self.handle.close(close::REVOKED);
+                        break;
+                    }
                 }
                 _ = tokio::time::sleep(expires_in) => {
                     self.handle.close(close::REVOKED);
@@ -241,7 +257,10 @@ impl Conn {
     fn renew(&mut self, data: &serde_json::Value) {
         let token = data.get("token").and_then(|t| t.as_str()).unwrap_or_default();
         match self.state.verifier.verify(token) {
-            Ok(c) if c.user_id == self.caller.user_id => self.caller = c,
+            Ok(c) if c.user_id == self.caller.user_id => {
+                self.caller = c;
+                self.token = token.to_string();
+            }
             _ => {
                 self.handle.offer(frames::error(
                     "invalid_token",

@@ -168,3 +168,33 @@ async fn nivel_1_may_follow_its_own_task_and_unit_and_nothing_else() -> anyhow::
     ws.close().await;
     app.stop().await
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn logout_closes_that_tokens_websocket_with_4003_within_5_s() -> anyhow::Result<()> {
+    let app = spawn_app().await?;
+    let token = app.efectivo.token.clone();
+    let mut ws = app.ws_connect(&token).await?;
+    assert_eq!(ws.next_frame(WITHIN).await?["event_type"], "connection_ack");
+    let r = app
+        .client
+        .post(format!("{}/api/v1/auth/logout", app.http))
+        .bearer_auth(&token)
+        .json(&json!({}))
+        .send()
+        .await?;
+    assert!(r.status().is_success(), "logout: {}", r.status());
+    let started = tokio::time::Instant::now();
+    let closed = loop {
+        match ws.next_frame(Duration::from_secs(6)).await {
+            Ok(_) => continue,
+            Err(e) => break e.to_string(),
+        }
+    };
+    assert!(closed.contains("4003"), "{closed}");
+    assert!(
+        started.elapsed() <= Duration::from_secs(5),
+        "closed after {:?}",
+        started.elapsed()
+    );
+    app.stop().await
+}
