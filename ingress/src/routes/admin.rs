@@ -21,7 +21,7 @@ pub fn router() -> Router<AppState> {
     Router::new().route("/api/v1/admin/audit", get(audit))
 }
 
-#[derive(Debug, Serialize, sqlx::FromRow)]
+#[derive(Debug, Serialize, sqlx::FromRow, utoipa::ToSchema)]
 pub struct AuditRow {
     pub id: i64,
     pub event_id: Uuid,
@@ -50,6 +50,11 @@ const FILTER: &str = "($1::bigint IS NULL OR actor_usuario_id = $1)
     AND ($5::timestamptz IS NULL OR occurred_at >= $5)
     AND ($6::timestamptz IS NULL OR occurred_at < $6)";
 
+#[utoipa::path(get, path = "/api/v1/admin/audit", tag = "admin",
+    params(("skip" = Option<i64>, Query, minimum = 0, description = "Rows to skip"), ("limit" = Option<i64>, Query, minimum = 1, maximum = 500, description = "At most this many (default 100)"), ("actor" = Option<i64>, Query, minimum = 1), ("action" = Option<String>, Query, max_length = 48),
+        ("resource_type" = Option<String>, Query, max_length = 32), ("resource_id" = Option<String>, Query, max_length = 64),
+        ("desde" = Option<chrono::DateTime<chrono::Utc>>, Query), ("hasta" = Option<chrono::DateTime<chrono::Utc>>, Query)),
+    responses((status = 200, description = "Newest first (nivel 3)", body = [AuditRow], headers(("x-total-count" = i64, description = "Rows matching the filters")))))]
 async fn audit(
     State(state): State<AppState>,
     Authenticated(caller): Authenticated,
@@ -136,3 +141,8 @@ fn timestamp(raw: &HashMap<String, String>, field: &str, errors: &mut Vec<FieldE
         }
     }
 }
+
+/// This module's part of the OpenAPI document.
+#[derive(utoipa::OpenApi)]
+#[openapi(paths(audit))]
+pub struct Api;

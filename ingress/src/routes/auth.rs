@@ -24,13 +24,16 @@ pub fn router() -> Router<AppState> {
         .route("/api/v1/auth/refresh", post(refresh))
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct TokenResponse {
     pub access_token: String,
+    /// `bearer`
     pub token_type: &'static str,
     pub expires_in: u64,
 }
 
+#[utoipa::path(post, path = "/api/v1/auth/logout", tag = "auth",
+    responses((status = 200, description = "The token's jti is denylisted", body = crate::openapi::answers::LoggedOut)))]
 async fn logout(
     State(state): State<AppState>,
     Authenticated(caller): Authenticated,
@@ -58,6 +61,8 @@ async fn logout(
 }
 
 /// A fresh token for the same usuario, at its current nivel, while it is active.
+#[utoipa::path(post, path = "/api/v1/auth/refresh", tag = "auth",
+    responses((status = 200, description = "A fresh token for the same usuario", body = TokenResponse)))]
 async fn refresh(
     State(state): State<AppState>,
     Authenticated(caller): Authenticated,
@@ -96,3 +101,8 @@ pub async fn wait_until(valid_since: i64) {
         tokio::time::sleep(Duration::from_millis(ms + 5)).await;
     }
 }
+
+/// This module's part of the OpenAPI document.
+#[derive(utoipa::OpenApi)]
+#[openapi(paths(crate::routes::login::login, logout, refresh))]
+pub struct Api;

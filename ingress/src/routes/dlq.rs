@@ -43,6 +43,9 @@ fn ops(state: &AppState, caller: &Caller) -> Result<DlqOps, ApiError> {
     })
 }
 
+#[utoipa::path(get, path = "/api/v1/admin/dlq", tag = "admin",
+    params(("skip" = Option<i64>, Query, minimum = 0, description = "Rows to skip"), ("limit" = Option<i64>, Query, minimum = 1, maximum = 500, description = "At most this many (default 100)"), ("kind" = Option<String>, Query, max_length = 48)),
+    responses((status = 200, description = "Dead-letter records, undecodable ones included (nivel 3)", body = [DlqEntry], headers(("x-total-count" = i64, description = "Rows matching the filters")))))]
 async fn list(
     State(state): State<AppState>,
     Authenticated(caller): Authenticated,
@@ -71,6 +74,9 @@ async fn list(
     Ok(list_response(entries, total.min(i64::MAX as u64) as i64))
 }
 
+#[utoipa::path(post, path = "/api/v1/admin/dlq/{id}/replay", tag = "admin", params(("id" = String, Path, description = "Job id, or the record's stream sequence")),
+    responses((status = 200, description = "Queued again with a fresh attempt budget", body = DlqEntry),
+        (status = 409, description = "`job_not_dead`, `dlq_undecodable` or `dlq_redacted`")))]
 async fn replay(
     State(state): State<AppState>,
     Authenticated(caller): Authenticated,
@@ -81,6 +87,9 @@ async fn replay(
     Ok(Json(ops.replay(id, &actor(&caller)).await?))
 }
 
+#[utoipa::path(post, path = "/api/v1/admin/dlq/{id}/discard", tag = "admin", params(("id" = String, Path, description = "Job id, or the record's stream sequence")),
+    responses((status = 200, description = "Cancelled with `error.error = discarded`", body = DlqEntry),
+        (status = 409, description = "`job_not_dead`")))]
 async fn discard(
     State(state): State<AppState>,
     Authenticated(caller): Authenticated,
@@ -100,3 +109,8 @@ fn actor(caller: &Caller) -> Actor {
         user_agent: client.user_agent,
     }
 }
+
+/// This module's part of the OpenAPI document.
+#[derive(utoipa::OpenApi)]
+#[openapi(paths(list, replay, discard))]
+pub struct Api;

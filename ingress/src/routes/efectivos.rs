@@ -51,6 +51,12 @@ fn path_id(raw: &str) -> Result<i64, ApiError> {
         .ok_or_else(|| ApiError::not_found("efectivo"))
 }
 
+#[utoipa::path(get, path = "/api/v1/efectivos", tag = "efectivos",
+    params(("skip" = Option<i64>, Query, minimum = 0, description = "Rows to skip"), ("limit" = Option<i64>, Query, minimum = 1, maximum = 500, description = "At most this many (default 100)"),
+        ("disponibilidad" = Option<String>, Query, pattern = "^(disponible|en_tarea|fuera_servicio|no_disponible)$"),
+        ("unidad" = Option<String>, Query, max_length = 100), ("q" = Option<String>, Query, max_length = 100,
+        description = "In codigo_interno or the usuario's name")),
+    responses((status = 200, description = "Ordered by id (nivel ≥ 2)", body = [Efectivo], headers(("x-total-count" = i64, description = "Rows matching the filters")))))]
 async fn list(
     State(state): State<AppState>,
     Authenticated(caller): Authenticated,
@@ -147,11 +153,16 @@ fn escape_like(s: &str) -> String {
     out
 }
 
+#[utoipa::path(get, path = "/api/v1/efectivos/me", tag = "efectivos",
+    responses((status = 200, description = "The caller's own efectivo", body = Efectivo),
+        (status = 404, description = "The caller has no efectivo")))]
 async fn me(State(state): State<AppState>, Authenticated(caller): Authenticated) -> Result<Json<Efectivo>, ApiError> {
     let row = efectivo::by_usuario(&state.db, caller.user_id).await?;
     row.map(Json).ok_or_else(|| ApiError::not_found("efectivo"))
 }
 
+#[utoipa::path(get, path = "/api/v1/efectivos/{id}", tag = "efectivos", params(("id" = i64, Path, minimum = 1, description = "Efectivo id")),
+    responses((status = 200, description = "Self, or any for nivel ≥ 2", body = Efectivo)))]
 async fn one(
     State(state): State<AppState>,
     Authenticated(caller): Authenticated,
@@ -197,6 +208,9 @@ async fn submit(
     submit_and_answer(state, caller, job, prefer).await
 }
 
+#[utoipa::path(post, path = "/api/v1/efectivos", tag = "efectivos", request_body = crate::openapi::bodies::CreateEfectivo,
+    responses((status = 201, description = "Created (nivel 3)", body = Efectivo), (status = 202, description = "Queued; follow the job", body = crate::openapi::answers::Accepted),
+        (status = 409, description = "The usuario already has one, or the code exists")))]
 async fn create(
     State(state): State<AppState>,
     Authenticated(caller): Authenticated,
@@ -236,6 +250,10 @@ fn empty_to_none(v: Option<String>) -> Option<String> {
     v.filter(|s| !s.is_empty())
 }
 
+#[utoipa::path(put, path = "/api/v1/efectivos/{id}", tag = "efectivos", params(("id" = i64, Path, minimum = 1, description = "Efectivo id")),
+    request_body = crate::openapi::bodies::UpdateEfectivo,
+    responses((status = 200, description = "Updated (nivel 3)", body = Efectivo), (status = 202, description = "Queued; follow the job", body = crate::openapi::answers::Accepted),
+        (status = 409, description = "`duplicate` codigo_interno")))]
 async fn update(
     State(state): State<AppState>,
     Authenticated(caller): Authenticated,
@@ -284,6 +302,9 @@ async fn update(
     .await
 }
 
+#[utoipa::path(delete, path = "/api/v1/efectivos/{id}", tag = "efectivos", params(("id" = i64, Path, minimum = 1, description = "Efectivo id")),
+    responses((status = 200, description = "Soft-deleted (nivel 3)", body = Efectivo), (status = 202, description = "Queued; follow the job", body = crate::openapi::answers::Accepted),
+        (status = 409, description = "`efectivo_held` while an active task holds it")))]
 async fn remove(
     State(state): State<AppState>,
     Authenticated(caller): Authenticated,
@@ -299,6 +320,9 @@ async fn remove(
 /// How far ahead of the server clock a `recorded_at` may be (device clocks drift).
 const MAX_CLOCK_SKEW_S: i64 = 60;
 
+#[utoipa::path(put, path = "/api/v1/efectivos/{id}/location", tag = "efectivos", params(("id" = i64, Path, minimum = 1, description = "Efectivo id")),
+    request_body = crate::openapi::bodies::LocationUpdate,
+    responses((status = 200, description = "The position now stored", body = crate::openapi::answers::StoredLocation), (status = 202, description = "Queued; follow the job", body = crate::openapi::answers::Accepted)))]
 async fn location(
     State(state): State<AppState>,
     Authenticated(caller): Authenticated,
@@ -328,6 +352,10 @@ async fn location(
     submit(&state, &caller, "efectivo.location", payload, prefer).await
 }
 
+#[utoipa::path(put, path = "/api/v1/efectivos/{id}/disponibilidad", tag = "efectivos",
+    params(("id" = i64, Path, minimum = 1, description = "Efectivo id")), request_body = crate::openapi::bodies::DisponibilidadChange,
+    responses((status = 200, description = "Changed", body = Efectivo), (status = 202, description = "Queued; follow the job", body = crate::openapi::answers::Accepted),
+        (status = 409, description = "`managed_state` (en_tarea) or `efectivo_held`")))]
 async fn disponibilidad(
     State(state): State<AppState>,
     Authenticated(caller): Authenticated,
@@ -355,6 +383,11 @@ fn managed_state() -> ApiError {
         "en_tarea is set and cleared only by the system",
     )
 }
+
+/// This module's part of the OpenAPI document.
+#[derive(utoipa::OpenApi)]
+#[openapi(paths(list, me, one, create, update, remove, location, disponibilidad))]
+pub struct Api;
 
 #[cfg(test)]
 mod tests {

@@ -28,6 +28,11 @@ pub fn is_valid_telefono(v: &str) -> bool {
     (6..=20).contains(&digits.len()) && digits.bytes().all(|b| b.is_ascii_digit() || b" ()-".contains(&b))
 }
 
+#[utoipa::path(post, path = "/api/v1/tasks/emergency", tag = "emergency",
+    request_body = crate::openapi::bodies::EmergencyReport,
+    responses((status = 201, description = "The emergencia tarea, with the nearest free unit dispatched",
+        body = crate::openapi::answers::Dispatch), (status = 202, description = "Queued; follow the job", body = crate::openapi::answers::Accepted),
+        (status = 404, description = "`no_efectivo_available`")))]
 async fn report(
     State(state): State<AppState>,
     Authenticated(caller): Authenticated,
@@ -115,6 +120,11 @@ fn reporter(body: &Map<String, Value>, errors: &mut Vec<FieldError>) -> Option<V
     }
     Some(json!({ "nombre": nombre, "telefono": telefono }))
 }
+
+/// This module's part of the OpenAPI document.
+#[derive(utoipa::OpenApi)]
+#[openapi(paths(report))]
+pub struct Api;
 
 #[cfg(test)]
 mod tests {

@@ -15,6 +15,12 @@ use crate::state::AppState;
 use crate::submit::NewJob;
 use crate::validate::Params;
 
+#[utoipa::path(get, path = "/api/v1/geo/nearest", tag = "geo",
+    params(("lat" = f64, Query, minimum = -90, maximum = 90), ("lng" = f64, Query, minimum = -180, maximum = 180),
+        ("k" = Option<i64>, Query, minimum = 1, maximum = 50, description = "Default 5"),
+        ("radius_m" = Option<i64>, Query, minimum = 100, maximum = 100000, description = "No limit when absent")),
+    responses((status = 200, description = "Available units, nearest first (nivel ≥ 2)", body = crate::openapi::answers::Nearest),
+        (status = 202, description = "Queued; follow the job", body = crate::openapi::answers::Accepted)))]
 pub async fn nearest(
     State(state): State<AppState>,
     Authenticated(caller): Authenticated,
@@ -47,3 +53,8 @@ pub async fn nearest(
     };
     submit_and_answer(&state, &caller, job, prefer).await
 }
+
+/// This module's part of the OpenAPI document.
+#[derive(utoipa::OpenApi)]
+#[openapi(paths(nearest))]
+pub struct Api;

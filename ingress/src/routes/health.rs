@@ -10,6 +10,8 @@ use serde_json::json;
 
 use crate::state::AppState;
 
+#[utoipa::path(get, path = "/health", tag = "health",
+    responses((status = 200, description = "Liveness only", body = crate::openapi::answers::Live)), security(()))]
 pub async fn live(State(state): State<AppState>) -> Json<serde_json::Value> {
     Json(json!({
         "status": "ok",
@@ -18,6 +20,10 @@ pub async fn live(State(state): State<AppState>) -> Json<serde_json::Value> {
     }))
 }
 
+#[utoipa::path(get, path = "/health/ready", tag = "health",
+    responses((status = 200, description = "Ready (`ok`, or `degraded` with a soft dependency down)", body = crate::openapi::answers::Readiness),
+        (status = 503, description = "NATS down (`not_ready`) or shutting down (`draining`)", body = crate::openapi::answers::Readiness)),
+    security(()))]
 pub async fn ready(State(state): State<AppState>) -> Response {
     let check = Duration::from_secs(1);
     let nats = if state.nats.ready() {
@@ -55,3 +61,8 @@ pub async fn ready(State(state): State<AppState>) -> Response {
     }
     response
 }
+
+/// This module's part of the OpenAPI document.
+#[derive(utoipa::OpenApi)]
+#[openapi(paths(live, ready))]
+pub struct Api;

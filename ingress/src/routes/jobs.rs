@@ -31,6 +31,8 @@ pub fn router() -> Router<AppState> {
         .route("/api/v1/jobs/{id}/cancel", post(cancel::cancel_job))
 }
 
+#[utoipa::path(get, path = "/api/v1/jobs/{id}", tag = "jobs", params(("id" = uuid::Uuid, Path, description = "Job id")),
+    responses((status = 200, description = "The submitter's job, or any for nivel ≥ 2", body = JobRecord)))]
 pub async fn get_job(
     State(state): State<AppState>,
     Authenticated(caller): Authenticated,
@@ -66,6 +68,10 @@ const STATUSES: [JobStatus; 6] = [
 ];
 
 /// `GET /api/v1/jobs`: newest first; a nivel 1 caller sees only its own jobs.
+#[utoipa::path(get, path = "/api/v1/jobs", tag = "jobs",
+    params(("skip" = Option<i64>, Query, minimum = 0, description = "Rows to skip"), ("limit" = Option<i64>, Query, minimum = 1, maximum = 500, description = "At most this many (default 100)"), ("status" = Option<gad_shared::job::JobStatus>, Query),
+        ("kind" = Option<String>, Query, max_length = 48), ("submitted_by" = Option<i64>, Query, minimum = 1)),
+    responses((status = 200, description = "Newest first; nivel 1 sees its own only", body = [JobRecord], headers(("x-total-count" = i64, description = "Rows matching the filters")))))]
 async fn list_jobs(
     State(state): State<AppState>,
     Authenticated(caller): Authenticated,
@@ -179,3 +185,8 @@ async fn from_db(state: &AppState, job_id: Uuid) -> Result<Option<JobRecord>, Ap
     })?;
     Ok(row.map(JobRecord::from))
 }
+
+/// This module's part of the OpenAPI document.
+#[derive(utoipa::OpenApi)]
+#[openapi(paths(get_job, list_jobs, cancel::cancel_job))]
+pub struct Api;

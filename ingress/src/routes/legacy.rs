@@ -18,6 +18,10 @@ pub fn router() -> Router<AppState> {
     router
 }
 
+#[utoipa::path(method(get, post, put, delete, patch), path = "/api/v1/telegram/{area}/{rest}", tag = "legacy",
+    params(("area" = String, Path, pattern = "^(auth|tasks)$"), ("rest" = String, Path, min_length = 1)),
+    responses((status = 410, description = "`endpoint_removed`: link Telegram with POST /api/v1/telegram/link-code")),
+    security(()))]
 async fn removed() -> ApiError {
     ApiError::new(
         StatusCode::GONE,
@@ -25,3 +29,8 @@ async fn removed() -> ApiError {
         "this endpoint was removed; link Telegram with POST /api/v1/telegram/link-code",
     )
 }
+
+/// This module's part of the OpenAPI document.
+#[derive(utoipa::OpenApi)]
+#[openapi(paths(removed))]
+pub struct Api;

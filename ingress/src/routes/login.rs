@@ -33,6 +33,16 @@ struct LoginRow {
     valid_since: i64,
 }
 
+#[utoipa::path(post, path = "/api/v1/auth/login", tag = "auth",
+    request_body(content(
+        (crate::openapi::bodies::LoginRequest = "application/x-www-form-urlencoded"),
+        (crate::openapi::bodies::LoginRequest = "application/json"),
+    )),
+    responses(
+        (status = 200, description = "Logged in", body = TokenResponse),
+        (status = 401, description = "Bad credentials, or the account is locked (the same answer)"),
+    ),
+    security(()))]
 pub async fn login(
     State(state): State<AppState>,
     headers: HeaderMap,

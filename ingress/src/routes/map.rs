@@ -23,6 +23,14 @@ pub fn router() -> Router<AppState> {
     Router::new().route("/api/v1/geo/map/view", get(view))
 }
 
+#[utoipa::path(get, path = "/api/v1/geo/map/view", tag = "geo",
+    params(("center_lat" = f64, Query, minimum = -90, maximum = 90),
+        ("center_lng" = f64, Query, minimum = -180, maximum = 180),
+        ("radius_m" = Option<i64>, Query, minimum = 100, maximum = 100000, description = "Default 10000"),
+        ("limit" = Option<i64>, Query, minimum = 1, maximum = 2000, description = "Default 500"),
+        ("disponibilidad" = Option<String>, Query, pattern = "^(disponible|en_tarea|fuera_servicio|no_disponible)$")),
+    responses((status = 200, description = "Tareas and efectivos around the centre (nivel ≥ 2)", body = crate::openapi::answers::MapView),
+        (status = 202, description = "Queued; follow the job", body = crate::openapi::answers::Accepted)))]
 async fn view(
     State(state): State<AppState>,
     Authenticated(caller): Authenticated,
@@ -68,3 +76,8 @@ async fn view(
     };
     submit_and_answer(&state, &caller, job, prefer).await
 }
+
+/// This module's part of the OpenAPI document.
+#[derive(utoipa::OpenApi)]
+#[openapi(paths(view))]
+pub struct Api;

@@ -59,6 +59,7 @@ pub fn router(state: AppState) -> Router {
         .merge(tasks::router())
         .merge(stats::router())
         .merge(jobs::router())
+        .merge(crate::openapi::router())
         .route_layer(middleware::from_fn(crate::http_metrics::layer))
         .fallback(|| async { ApiError::not_found("route") })
         .method_not_allowed_fallback(|| async {

@@ -30,7 +30,7 @@ pub fn router() -> Router<AppState> {
         .route("/api/v1/notifications/{id}/ack", post(ack))
 }
 
-#[derive(Debug, Serialize, sqlx::FromRow)]
+#[derive(Debug, Serialize, sqlx::FromRow, utoipa::ToSchema)]
 pub struct NotificationItem {
     pub id: Uuid,
     pub event_id: Uuid,
@@ -63,6 +63,9 @@ const ONE_PER_NOTIFICATION: &str = "(n.channel = 'websocket' OR NOT EXISTS (
 const UNACKED: &str = "NOT EXISTS (SELECT 1 FROM notifications s WHERE s.event_id = n.event_id
         AND s.recipient_usuario_id = n.recipient_usuario_id AND s.acked_at IS NOT NULL)";
 
+#[utoipa::path(get, path = "/api/v1/notifications", tag = "notifications",
+    params(("skip" = Option<i64>, Query, minimum = 0, description = "Rows to skip"), ("limit" = Option<i64>, Query, minimum = 1, maximum = 500, description = "At most this many (default 100)"), ("unacked_only" = Option<bool>, Query)),
+    responses((status = 200, description = "The caller's own, newest first", body = [NotificationItem], headers(("x-total-count" = i64, description = "Rows matching the filters")))))]
 async fn list(
     State(state): State<AppState>,
     Authenticated(caller): Authenticated,
@@ -112,6 +115,9 @@ async fn list(
 
 /// Sets `acked_at` on every row of the caller's notification; repeating it
 /// keeps the first time. Someone else's notification is not found.
+#[utoipa::path(post, path = "/api/v1/notifications/{id}/ack", tag = "notifications",
+    params(("id" = uuid::Uuid, Path)),
+    responses((status = 200, description = "Acknowledged (the first time is kept)", body = NotificationItem)))]
 async fn ack(
     State(state): State<AppState>,
     Authenticated(caller): Authenticated,
@@ -140,3 +146,8 @@ async fn ack(
         .await?;
     item.map(Json).ok_or_else(|| ApiError::not_found("notification"))
 }
+
+/// This module's part of the OpenAPI document.
+#[derive(utoipa::OpenApi)]
+#[openapi(paths(list, ack))]
+pub struct Api;

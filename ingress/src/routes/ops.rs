@@ -23,6 +23,8 @@ pub fn router() -> Router<AppState> {
     Router::new().route("/api/v1/admin/ops", get(ops))
 }
 
+#[utoipa::path(get, path = "/api/v1/admin/ops", tag = "admin",
+    responses((status = 200, description = "The operators' view (nivel 3)", body = crate::openapi::answers::OpsView)))]
 async fn ops(
     State(state): State<AppState>,
     Authenticated(caller): Authenticated,
@@ -161,3 +163,8 @@ async fn websocket_stats(state: &AppState, headers: &HeaderMap) -> Value {
     .await;
     answer.unwrap_or(Value::Null)
 }
+
+/// This module's part of the OpenAPI document.
+#[derive(utoipa::OpenApi)]
+#[openapi(paths(ops))]
+pub struct Api;

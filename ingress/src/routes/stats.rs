@@ -22,6 +22,11 @@ pub fn router() -> Router<AppState> {
         .route("/api/v1/stats/invalidate/user/{id}", post(invalidate))
 }
 
+#[utoipa::path(get, path = "/api/v1/stats/user/{id}", tag = "stats",
+    params(("id" = i64, Path, minimum = 1, description = "Usuario id"),
+        ("days" = Option<i64>, Query, minimum = 1, maximum = 365, description = "Default 30"),
+        ("use_cache" = Option<bool>, Query, description = "Default true")),
+    responses((status = 200, description = "Self, or anyone for nivel ≥ 2", body = StatsAnswer)))]
 async fn user_stats(
     State(state): State<AppState>,
     Authenticated(caller): Authenticated,
@@ -45,6 +50,9 @@ async fn user_stats(
 }
 
 /// Bumps the usuario's version, so every cached entry of theirs is skipped.
+#[utoipa::path(post, path = "/api/v1/stats/invalidate/user/{id}", tag = "stats",
+    params(("id" = i64, Path, minimum = 1, description = "Usuario id")),
+    responses((status = 200, description = "Cached figures dropped", body = crate::openapi::answers::Invalidated)))]
 async fn invalidate(
     State(state): State<AppState>,
     Authenticated(caller): Authenticated,
@@ -109,6 +117,11 @@ fn boolean(raw: &HashMap<String, String>, field: &str, errors: &mut Vec<FieldErr
         }
     }
 }
+
+/// This module's part of the OpenAPI document.
+#[derive(utoipa::OpenApi)]
+#[openapi(paths(user_stats, invalidate))]
+pub struct Api;
 
 #[cfg(test)]
 mod tests {

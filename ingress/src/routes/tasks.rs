@@ -85,3 +85,19 @@ async fn submit(
     };
     submit_and_answer(state, caller, job, prefer.unwrap_or_default()).await
 }
+
+/// This module's part of the OpenAPI document.
+#[derive(utoipa::OpenApi)]
+#[openapi(paths(
+    reads::list,
+    reads::get_one,
+    reads::history,
+    writes::create,
+    writes::update,
+    writes::delete,
+    actions::transition,
+    actions::assign,
+    actions::unassign,
+    actions::respond
+))]
+pub struct Api;

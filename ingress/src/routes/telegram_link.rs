@@ -37,6 +37,9 @@ pub fn code_hash(code: &str) -> Vec<u8> {
 }
 
 /// A new code for the caller; its earlier unused codes stop working.
+#[utoipa::path(post, path = "/api/v1/telegram/link-code", tag = "telegram",
+    responses((status = 201, description = "A one-time code (10 minutes); earlier unused codes stop working",
+        body = crate::openapi::answers::LinkCode)))]
 async fn link_code(State(state): State<AppState>, Authenticated(caller): Authenticated) -> Result<Response, ApiError> {
     // 122 random bits from the OS generator, as 32 hex characters: fits a
     // deep-link `start` parameter (at most 64 of [A-Za-z0-9_-]).
@@ -67,6 +70,8 @@ async fn link_code(State(state): State<AppState>, Authenticated(caller): Authent
     Ok((StatusCode::CREATED, Json(body)).into_response())
 }
 
+#[utoipa::path(delete, path = "/api/v1/telegram/link", tag = "telegram",
+    responses((status = 200, description = "Unlinked", body = gad_shared::domain::usuario::Usuario), (status = 202, description = "Queued; follow the job", body = crate::openapi::answers::Accepted)))]
 async fn unlink_self(
     State(state): State<AppState>,
     Authenticated(caller): Authenticated,
@@ -77,6 +82,9 @@ async fn unlink_self(
 }
 
 /// Another usuario's link: nivel 3 only.
+#[utoipa::path(delete, path = "/api/v1/telegram/link/{usuario_id}", tag = "telegram",
+    params(("usuario_id" = String, Path, pattern = "^(me|[1-9][0-9]{0,17})$", description = "Self, or anyone for nivel 3")),
+    responses((status = 200, description = "Unlinked", body = gad_shared::domain::usuario::Usuario), (status = 202, description = "Queued; follow the job", body = crate::openapi::answers::Accepted)))]
 async fn unlink(
     State(state): State<AppState>,
     Authenticated(caller): Authenticated,
@@ -101,6 +109,11 @@ async fn submit_unlink(
     let payload = json!({ "usuario_id": usuario_id });
     queue(state, caller, "telegram.unlink", payload.clone(), payload, prefer).await
 }
+
+/// This module's part of the OpenAPI document.
+#[derive(utoipa::OpenApi)]
+#[openapi(paths(link_code, unlink_self, unlink))]
+pub struct Api;
 
 #[cfg(test)]
 mod tests {

@@ -27,6 +27,9 @@ use crate::validate::Fields;
 /// What only an administrator may change on a usuario.
 const ADMIN_ONLY_FIELDS: [&str; 4] = ["nivel", "verificado", "email", "dni"];
 
+#[utoipa::path(post, path = "/api/v1/users", tag = "users", request_body = crate::openapi::bodies::CreateUsuario,
+    responses((status = 201, description = "Created (nivel 3)", body = gad_shared::domain::usuario::Usuario), (status = 202, description = "Queued; follow the job", body = crate::openapi::answers::Accepted),
+        (status = 409, description = "`duplicate` email or dni")))]
 pub async fn create(
     State(state): State<AppState>,
     Authenticated(caller): Authenticated,
@@ -58,6 +61,10 @@ pub async fn create(
 
 /// Partial. Self may change nombre, apellido, telefono and password (with
 /// `current_password`); nivel 3 may change everything on anyone.
+#[utoipa::path(put, path = "/api/v1/users/{id}", tag = "users", params(("id" = String, Path, pattern = "^(me|[1-9][0-9]{0,17})$", description = "A usuario id, or `me`")),
+    request_body = crate::openapi::bodies::UpdateUsuario,
+    responses((status = 200, description = "Updated", body = gad_shared::domain::usuario::Usuario), (status = 202, description = "Queued; follow the job", body = crate::openapi::answers::Accepted),
+        (status = 409, description = "`duplicate` email or dni")))]
 pub async fn update(
     State(state): State<AppState>,
     Authenticated(caller): Authenticated,
@@ -119,6 +126,8 @@ pub async fn update(
 }
 
 /// Soft delete (nivel 3): answers 202 unless the client asks to wait.
+#[utoipa::path(delete, path = "/api/v1/users/{id}", tag = "users", params(("id" = String, Path, pattern = "^(me|[1-9][0-9]{0,17})$", description = "A usuario id, or `me`")),
+    responses((status = 200, description = "Soft-deleted; its tokens are revoked (nivel 3)", body = gad_shared::domain::usuario::Usuario), (status = 202, description = "Queued; follow the job", body = crate::openapi::answers::Accepted)))]
 pub async fn delete(
     State(state): State<AppState>,
     Authenticated(caller): Authenticated,

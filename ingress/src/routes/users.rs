@@ -66,6 +66,10 @@ pub fn contains_pattern(q: &str) -> String {
     format!("%{escaped}%")
 }
 
+#[utoipa::path(get, path = "/api/v1/users", tag = "users",
+    params(("skip" = Option<i64>, Query, minimum = 0, description = "Rows to skip"), ("limit" = Option<i64>, Query, minimum = 1, maximum = 500, description = "At most this many (default 100)"), ("nivel" = Option<i16>, Query, minimum = 1, maximum = 3),
+        ("q" = Option<String>, Query, description = "In nombre, apellido, email or dni")),
+    responses((status = 200, description = "Ordered by id (nivel ≥ 2)", body = [Usuario], headers(("x-total-count" = i64, description = "Rows matching the filters")))))]
 async fn list(
     State(state): State<AppState>,
     Authenticated(caller): Authenticated,
@@ -105,6 +109,8 @@ async fn list(
 }
 
 /// Self, or nivel ≥ 2 for anyone.
+#[utoipa::path(get, path = "/api/v1/users/{id}", tag = "users", params(("id" = String, Path, pattern = "^(me|[1-9][0-9]{0,17})$", description = "A usuario id, or `me`")),
+    responses((status = 200, description = "Self, or anyone for nivel ≥ 2", body = Usuario)))]
 async fn get_one(
     State(state): State<AppState>,
     Authenticated(caller): Authenticated,
@@ -119,6 +125,9 @@ async fn get_one(
 }
 
 /// `{notif_supervision?: bool}` merged into `extra_data`; answers every preference.
+#[utoipa::path(put, path = "/api/v1/users/me/preferences", tag = "users",
+    request_body = crate::openapi::bodies::Preferences,
+    responses((status = 200, description = "Every preference", body = crate::openapi::answers::NotifPreferences)))]
 async fn preferences(
     State(state): State<AppState>,
     Authenticated(caller): Authenticated,
@@ -147,6 +156,8 @@ async fn preferences(
 }
 
 /// Clears a login lockout (nivel 3).
+#[utoipa::path(post, path = "/api/v1/users/{id}/unlock", tag = "users", params(("id" = String, Path, pattern = "^(me|[1-9][0-9]{0,17})$", description = "A usuario id, or `me`")),
+    responses((status = 200, description = "Login lockout cleared (nivel 3)", body = Usuario)))]
 async fn unlock(
     State(state): State<AppState>,
     Authenticated(caller): Authenticated,
@@ -172,3 +183,16 @@ async fn unlock(
     direct_audit::record(&state.db, &headers, entry).await;
     Ok(Json(usuario))
 }
+
+/// This module's part of the OpenAPI document.
+#[derive(utoipa::OpenApi)]
+#[openapi(paths(
+    list,
+    get_one,
+    preferences,
+    unlock,
+    user_jobs::create,
+    user_jobs::update,
+    user_jobs::delete
+))]
+pub struct Api;

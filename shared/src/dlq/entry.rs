@@ -32,7 +32,7 @@ impl DlqId {
     }
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct DlqEntry {
     pub job_id: Option<Uuid>,
     pub kind: Option<String>,
@@ -53,7 +53,7 @@ pub struct DlqEntry {
 }
 
 /// Where the record is, and what the worker noted when it wrote it.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct Placement {
     pub seq: u64,
     pub subject: String,

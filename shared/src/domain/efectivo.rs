@@ -8,7 +8,7 @@ use uuid::Uuid;
 /// The availability labels, exactly as stored (`estado_disponibilidad`).
 pub const DISPONIBILIDADES: [&str; 4] = ["disponible", "en_tarea", "fuera_servicio", "no_disponible"];
 
-#[derive(Debug, Clone, PartialEq, Serialize, sqlx::FromRow)]
+#[derive(Debug, Clone, PartialEq, Serialize, sqlx::FromRow, utoipa::ToSchema)]
 pub struct Efectivo {
     pub id: i64,
     pub uuid: Uuid,

@@ -41,7 +41,7 @@ pub fn normalize_codigo(raw: &str) -> String {
     raw.trim().to_uppercase()
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, sqlx::FromRow)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, sqlx::FromRow, utoipa::ToSchema)]
 pub struct Tarea {
     pub id: i64,
     pub uuid: Uuid,
@@ -273,7 +273,7 @@ pub async fn list(db: &sqlx::PgPool, f: &ListFilter, skip: i64, limit: i64) -> R
 }
 
 /// One `historial_estados` row as `GET /api/v1/tasks/{id}/history` shows it.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, sqlx::FromRow)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, sqlx::FromRow, utoipa::ToSchema)]
 pub struct HistorialEntry {
     pub id: i64,
     pub estado_anterior: Option<String>,

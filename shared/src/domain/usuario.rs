@@ -6,7 +6,7 @@ use serde::Serialize;
 
 /// `{id, uuid, email, nombre, apellido, dni, telefono, telegram_id,
 /// telegram_vinculado, nivel, verificado, created_at}`. Never carries the hash.
-#[derive(Debug, Clone, PartialEq, Serialize, sqlx::FromRow)]
+#[derive(Debug, Clone, PartialEq, Serialize, sqlx::FromRow, utoipa::ToSchema)]
 pub struct Usuario {
     pub id: i64,
     pub uuid: uuid::Uuid,

@@ -27,6 +27,7 @@ mod modes;
 mod nats_down;
 mod nearest_oracle;
 mod negotiation;
+mod openapi_fuzz;
 mod ops;
 mod relay;
 mod retention;

@@ -30,6 +30,9 @@ use crate::state::AppState;
 /// The relay's wake-up channel (`gad_workers::effects::outbox::NOTIFY_CHANNEL`).
 const OUTBOX_CHANNEL: &str = "gad_outbox";
 
+#[utoipa::path(post, path = "/api/v1/jobs/{id}/cancel", tag = "jobs", params(("id" = uuid::Uuid, Path, description = "Job id")),
+    responses((status = 200, description = "Cancelled (it was queued)", body = JobRecord),
+        (status = 409, description = "`job_running` or `job_finished`")))]
 pub async fn cancel_job(
     State(state): State<AppState>,
     Authenticated(caller): Authenticated,

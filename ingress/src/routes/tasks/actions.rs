@@ -15,6 +15,12 @@ use crate::validate::Fields;
 
 const TRANSITIONS: [&str; 5] = ["start", "pause", "resume", "finish", "cancel"];
 
+#[utoipa::path(post, path = "/api/v1/tasks/{id}/{accion}", tag = "tasks",
+    params(("id" = i64, Path, minimum = 1, description = "Tarea id"), ("accion" = String, Path, pattern = "^(start|pause|resume|finish|cancel)$",
+        description = "The §3 transition; cancel is nivel ≥ 2")),
+    request_body(content = Option<crate::openapi::bodies::TransitionBody>, description = "May be left out"),
+    responses((status = 200, description = "The tarea after the transition", body = gad_shared::domain::tarea::Tarea), (status = 202, description = "Queued; follow the job", body = crate::openapi::answers::Accepted),
+        (status = 409, description = "`invalid_transition` (details: estado_actual, accion, permitidas)")))]
 pub async fn transition(
     State(state): State<AppState>,
     Authenticated(caller): Authenticated,
@@ -42,6 +48,10 @@ pub async fn transition(
     submit(&state, &caller, "task.transition", payload.clone(), payload, prefer).await
 }
 
+#[utoipa::path(post, path = "/api/v1/tasks/{id}/assign", tag = "tasks", params(("id" = i64, Path, minimum = 1, description = "Tarea id")),
+    request_body = crate::openapi::bodies::EfectivoIds,
+    responses((status = 200, description = "Assigned (already assigned: no-op)", body = crate::openapi::answers::Assignment), (status = 202, description = "Queued; follow the job", body = crate::openapi::answers::Accepted),
+        (status = 409, description = "`efectivo_unavailable` or `task_closed`")))]
 pub async fn assign(
     state: State<AppState>,
     caller: Authenticated,
@@ -52,6 +62,10 @@ pub async fn assign(
     assignment(state, caller, path, headers, body, "task.assign").await
 }
 
+#[utoipa::path(post, path = "/api/v1/tasks/{id}/unassign", tag = "tasks", params(("id" = i64, Path, minimum = 1, description = "Tarea id")),
+    request_body = crate::openapi::bodies::EfectivoIds,
+    responses((status = 200, description = "Unassigned; holds released", body = crate::openapi::answers::Assignment), (status = 202, description = "Queued; follow the job", body = crate::openapi::answers::Accepted),
+        (status = 409, description = "`task_closed`")))]
 pub async fn unassign(
     state: State<AppState>,
     caller: Authenticated,
@@ -80,6 +94,10 @@ async fn assignment(
     submit(&state, &caller, kind, payload.clone(), payload, prefer).await
 }
 
+#[utoipa::path(post, path = "/api/v1/tasks/{id}/respond", tag = "tasks", params(("id" = i64, Path, minimum = 1, description = "Tarea id")),
+    request_body = crate::openapi::bodies::TaskResponse,
+    responses((status = 200, description = "The assignee's answer", body = crate::openapi::answers::AssigneeAnswer), (status = 202, description = "Queued; follow the job", body = crate::openapi::answers::Accepted),
+        (status = 409, description = "`invalid_transition`: already answered")))]
 pub async fn respond(
     State(state): State<AppState>,
     Authenticated(caller): Authenticated,

@@ -17,6 +17,18 @@ use crate::caller::Authenticated;
 use crate::state::AppState;
 use crate::validate::{Fields, Params};
 
+#[utoipa::path(get, path = "/api/v1/tasks", tag = "tasks",
+    params(("skip" = Option<i64>, Query, minimum = 0, description = "Rows to skip"), ("limit" = Option<i64>, Query, minimum = 1, maximum = 500, description = "At most this many (default 100)"),
+        ("estado" = Option<Vec<String>>, Query, description = "Repeatable (or comma-separated): programada, en_curso, pausada, finalizada, cancelada"),
+        ("tipo" = Option<String>, Query, pattern = "^(patrullaje|investigacion|vigilancia|intervencion|administrativa|entrenamiento|emergencia)$"),
+        ("prioridad_min" = Option<i16>, Query, minimum = 1, maximum = 5),
+        ("delegado_usuario_id" = Option<i64>, Query, minimum = 1),
+        ("efectivo_id" = Option<i64>, Query, minimum = 1),
+        ("codigo" = Option<String>, Query, max_length = 20),
+        ("desde" = Option<chrono::DateTime<chrono::Utc>>, Query, description = "created_at ≥, RFC 3339 with an offset"),
+        ("hasta" = Option<chrono::DateTime<chrono::Utc>>, Query, description = "created_at <, RFC 3339 with an offset"),
+        ("q" = Option<String>, Query, max_length = 200, description = "In codigo or titulo")),
+    responses((status = 200, description = "Newest first; nivel 1 sees its own only", body = [gad_shared::domain::tarea::Tarea], headers(("x-total-count" = i64, description = "Rows matching the filters")))))]
 pub async fn list(
     State(state): State<AppState>,
     Authenticated(caller): Authenticated,
@@ -104,6 +116,8 @@ fn query_timestamp(
     parsed
 }
 
+#[utoipa::path(get, path = "/api/v1/tasks/{id}", tag = "tasks", params(("id" = i64, Path, minimum = 1, description = "Tarea id")),
+    responses((status = 200, description = "The tarea (nivel 1: its own)", body = gad_shared::domain::tarea::Tarea)))]
 pub async fn get_one(
     State(state): State<AppState>,
     Authenticated(caller): Authenticated,
@@ -114,6 +128,8 @@ pub async fn get_one(
     Ok(Json(found.ok_or_else(|| ApiError::not_found("tarea"))?).into_response())
 }
 
+#[utoipa::path(get, path = "/api/v1/tasks/{id}/history", tag = "tasks", params(("id" = i64, Path, minimum = 1, description = "Tarea id")),
+    responses((status = 200, description = "State changes, oldest first", body = [gad_shared::domain::tarea::HistorialEntry])))]
 pub async fn history(
     State(state): State<AppState>,
     Authenticated(caller): Authenticated,

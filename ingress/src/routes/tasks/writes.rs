@@ -123,6 +123,9 @@ fn task_fields(f: &mut Fields<'_>, body: &Map<String, Value>, partial: bool) -> 
     out
 }
 
+#[utoipa::path(post, path = "/api/v1/tasks", tag = "tasks", request_body = crate::openapi::bodies::CreateTarea,
+    responses((status = 201, description = "Created", body = gad_shared::domain::tarea::Tarea), (status = 202, description = "Queued; follow the job", body = crate::openapi::answers::Accepted),
+        (status = 409, description = "`duplicate` codigo, `schedule_overlap`, `efectivo_unavailable`")))]
 pub async fn create(
     State(state): State<AppState>,
     Authenticated(caller): Authenticated,
@@ -146,6 +149,10 @@ pub async fn create(
     submit(&state, &caller, "task.create", payload, summary, prefer).await
 }
 
+#[utoipa::path(method(put, patch), path = "/api/v1/tasks/{id}", tag = "tasks", params(("id" = i64, Path, minimum = 1, description = "Tarea id")),
+    request_body = crate::openapi::bodies::UpdateTarea,
+    responses((status = 200, description = "Updated (nivel ≥ 2)", body = gad_shared::domain::tarea::Tarea), (status = 202, description = "Queued; follow the job", body = crate::openapi::answers::Accepted),
+        (status = 409, description = "`task_closed`, `duplicate`, `schedule_overlap`")))]
 pub async fn update(
     State(state): State<AppState>,
     Authenticated(caller): Authenticated,
@@ -180,6 +187,9 @@ pub async fn update(
     submit(&state, &caller, "task.update", payload, summary, prefer).await
 }
 
+#[utoipa::path(delete, path = "/api/v1/tasks/{id}", tag = "tasks", params(("id" = i64, Path, minimum = 1, description = "Tarea id")),
+    responses((status = 200, description = "Soft-deleted; holds released (nivel ≥ 2)", body = gad_shared::domain::tarea::Tarea), (status = 202, description = "Queued; follow the job", body = crate::openapi::answers::Accepted),
+        (status = 409, description = "`invalid_transition` while en_curso or pausada")))]
 pub async fn delete(
     State(state): State<AppState>,
     Authenticated(caller): Authenticated,
