@@ -560,6 +560,9 @@ cmd_up() {
     ensure_postgres
     ensure_redis
     ensure_nats
+    # Tests start NATS servers of their own (tests/src/nats_server.rs) from
+    # this binary, even when a running server is reused.
+    ensure_nats_bin
     ensure_schemathesis
     write_env
     log "wrote $ENV_FILE"
