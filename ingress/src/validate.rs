@@ -44,7 +44,7 @@ impl<'a> Params<'a> {
                 ));
                 None
             }
-            Ok(v) => Some(v),
+            Ok(v) => Some(gad_shared::coordinates::snap(v)),
             Err(_) => {
                 self.errors.push(FieldError::new(
                     field,
@@ -202,7 +202,7 @@ impl<'a> Fields<'a> {
                 None
             }
             Some(v) => match v.as_f64() {
-                Some(n) if n.is_finite() && (min..=max).contains(&n) => Some(n),
+                Some(n) if n.is_finite() && (min..=max).contains(&n) => Some(gad_shared::coordinates::snap(n)),
                 Some(_) => {
                     self.fail(
                         field,

@@ -13,6 +13,7 @@
 //! - [`telemetry`], [`shutdown`], [`password`]: process plumbing.
 
 pub mod auth;
+pub mod coordinates;
 pub mod db;
 pub mod dlq;
 pub mod domain;

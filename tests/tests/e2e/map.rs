@@ -125,11 +125,22 @@ fn compare(shown: &[Value], oracle: &[Item], limit: usize, tareas: bool, what: &
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn map_view_matches_a_sql_oracle() -> anyhow::Result<()> {
     let app = spawn_app().await?;
+    // Off-grid coordinates are kept to 1e-7 degrees (gad_shared::coordinates).
+    let r = view(
+        &app,
+        "center_lat=-34.60370004&center_lng=-58.38160000000001&radius_m=500",
+        &app.supervisor.token,
+    )
+    .await?;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    assert_eq!(r.body["center"], json!({ "lat": -34.6037, "lng": -58.3816 }));
     let mut rng = ChaCha8Rng::seed_from_u64(5_2026);
     let mut truncated_seen = 0;
     for n in 0..POINTS {
-        let lat = rng.random_range(LAT.0..=LAT.1);
-        let lng = rng.random_range(LNG.0..=LNG.1);
+        // On the 1e-7 grid ingress keeps coordinates to (as a GPS sends them),
+        // so the oracle queries exactly the point the API does.
+        let lat = gad_shared::coordinates::snap(rng.random_range(LAT.0..=LAT.1));
+        let lng = gad_shared::coordinates::snap(rng.random_range(LNG.0..=LNG.1));
         let radius: i64 = if n == 0 { 100_000 } else { rng.random_range(100..=6_000) };
         let limit: usize = if n == 0 { 2000 } else { rng.random_range(1..=60) };
         let filter = rng.random_range(0..6usize);

@@ -32,8 +32,6 @@ fn schemathesis() -> anyhow::Result<PathBuf> {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "finds a 500: geo.map_view fails with PostgreSQL's 'index returned tuples in wrong order' once \
-            efectivos or tareas sit at sub-normal coordinates (e.g. lat 7.5e-35); un-ignore with the fix"]
 async fn schemathesis_finds_no_server_error_and_no_undocumented_answer() -> anyhow::Result<()> {
     let bin = schemathesis()?;
     let app = spawn_app().await?;

@@ -107,7 +107,7 @@ impl Reader<'_> {
         let v = self.value(field, false, true)?;
         let Some(v) = v else { return Some(None) };
         match v.as_f64() {
-            Some(n) if n.is_finite() && (min..=max).contains(&n) => Some(Some(n)),
+            Some(n) if n.is_finite() && (min..=max).contains(&n) => Some(Some(gad_shared::coordinates::snap(n))),
             _ => {
                 self.fail(
                     field,
