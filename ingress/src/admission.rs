@@ -98,8 +98,12 @@ impl Admission {
                     _ = cancel.cancelled() => break,
                     _ = tick.tick() => {}
                 }
+                // One stream lookup per round, one consumer-info request per lane.
+                let Ok(Ok(stream)) = tokio::time::timeout(timeout, js.get_stream(topology.jobs_stream())).await else {
+                    continue;
+                };
                 for lane in gad_shared::job::GROUPS {
-                    if let Some(backlog) = read_backlog(&js, &topology, lane, timeout).await {
+                    if let Some(backlog) = read_backlog(&stream, lane, timeout).await {
                         me.record(lane, backlog);
                     }
                 }
@@ -108,15 +112,10 @@ impl Admission {
     }
 }
 
-async fn read_backlog(js: &jetstream::Context, topology: &Topology, lane: &str, timeout: Duration) -> Option<u64> {
-    let read = async {
-        let stream = js.get_stream(topology.jobs_stream()).await.ok()?;
-        let mut consumer = stream
-            .get_consumer::<jetstream::consumer::pull::Config>(lane)
-            .await
-            .ok()?;
-        let info = consumer.info().await.ok()?;
-        Some(info.num_pending + info.num_ack_pending as u64)
-    };
-    tokio::time::timeout(timeout, read).await.ok().flatten()
+async fn read_backlog(stream: &jetstream::stream::Stream, lane: &str, timeout: Duration) -> Option<u64> {
+    let info = tokio::time::timeout(timeout, stream.consumer_info(lane))
+        .await
+        .ok()?
+        .ok()?;
+    Some(info.num_pending + info.num_ack_pending as u64)
 }
