@@ -37,3 +37,4 @@ mod stats;
 mod tasks;
 mod telegram;
 mod users;
+mod websocket;
