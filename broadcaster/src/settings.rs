@@ -112,6 +112,8 @@ pub struct TelegramSection {
     /// A wizard left alone this long is forgotten.
     #[serde(with = "humantime_serde")]
     pub wizard_idle: Duration,
+    /// IANA time zone the bot shows times in (the API stays in UTC).
+    pub time_zone: String,
 }
 
 impl std::fmt::Debug for TelegramSection {
@@ -141,6 +143,7 @@ impl Default for TelegramSection {
             long_polling: true,
             poll_timeout: Duration::from_secs(10),
             wizard_idle: Duration::from_secs(30 * 60),
+            time_zone: "America/Argentina/Buenos_Aires".into(),
         }
     }
 }

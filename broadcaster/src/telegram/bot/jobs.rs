@@ -32,31 +32,8 @@ pub async fn run(ctx: &BotContext, usuario: i64, kind: &'static str, payload: Va
     // Watching before submitting, so even a job faster than this task is seen.
     let key = job_id.to_string();
     let watch = ctx.job_status.watch_with_history(&key).await;
-    let queue = JobQueue {
-        js: &ctx.js,
-        topology: &ctx.topology,
-        status_bucket: &ctx.job_status,
-        publish_timeout: ctx.publish_timeout,
-    };
-    let job = NewJob {
-        job_id,
-        kind,
-        summary: payload.clone(),
-        payload,
-        request_id: Some(format!("telegram:{job_id}")),
-        submitted_by: Some(usuario),
-        client: None,
-    };
-    match submit::submit(&queue, job).await {
-        Ok(_) => {}
-        Err(SubmitError::UnknownKind(k)) => {
-            tracing::error!(kind = %k, "the bot submitted an unknown job kind");
-            return Outcome::Unavailable;
-        }
-        Err(e) => {
-            tracing::warn!(error = %e, "telegram bot: job not accepted");
-            return Outcome::Unavailable;
-        }
+    if !submit_as(ctx, job_id, usuario, kind, payload).await {
+        return Outcome::Unavailable;
     }
     let Ok(mut watch) = watch else {
         return Outcome::Pending;
@@ -76,6 +53,42 @@ pub async fn run(ctx: &BotContext, usuario: i64, kind: &'static str, payload: Va
     match outcome {
         Ok(Some(record)) => outcome_of(record),
         _ => Outcome::Pending,
+    }
+}
+
+/// Submits without waiting for the outcome: for updates that come in
+/// streams (live locations), where the bot must not hold the next update
+/// back for each job. `false` when the job was not accepted.
+pub async fn submit(ctx: &BotContext, usuario: i64, kind: &'static str, payload: Value) -> bool {
+    submit_as(ctx, Uuid::now_v7(), usuario, kind, payload).await
+}
+
+async fn submit_as(ctx: &BotContext, job_id: Uuid, usuario: i64, kind: &'static str, payload: Value) -> bool {
+    let queue = JobQueue {
+        js: &ctx.js,
+        topology: &ctx.topology,
+        status_bucket: &ctx.job_status,
+        publish_timeout: ctx.publish_timeout,
+    };
+    let job = NewJob {
+        job_id,
+        kind,
+        summary: payload.clone(),
+        payload,
+        request_id: Some(format!("telegram:{job_id}")),
+        submitted_by: Some(usuario),
+        client: None,
+    };
+    match submit::submit(&queue, job).await {
+        Ok(_) => true,
+        Err(SubmitError::UnknownKind(k)) => {
+            tracing::error!(kind = %k, "the bot submitted an unknown job kind");
+            false
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "telegram bot: job not accepted");
+            false
+        }
     }
 }
 

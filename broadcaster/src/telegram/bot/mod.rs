@@ -5,14 +5,20 @@
 //! - [`link`]: `/start CODE`, one-time codes, blocking after five bad ones.
 //! - [`wizard`]: `/crear`, one step per message, state in Redis.
 //! - [`finish`]: `/finalizar`, own running tasks, confirm, finish.
+//! - [`history`]: `/historial`, own tasks ten per page.
+//! - [`stats`]: `/estadisticas`, the usuario's figures of the last 30 days.
 //! - [`answer`]: Aceptar / Rechazar on an assignment notification.
+//! - [`location`]: location and live-location messages, as the unit's position.
 //! - [`jobs`]: submitting a job and waiting for its outcome.
 //! - [`texts`]: what the bot says.
 
 pub mod answer;
 pub mod finish;
+pub mod history;
 pub mod jobs;
 pub mod link;
+pub mod location;
+pub mod stats;
 pub mod texts;
 pub mod wizard;
 
@@ -33,6 +39,7 @@ use teloxide::types::{
 use tokio_util::sync::CancellationToken;
 
 use super::limiter::{Limiter, Verdict};
+use super::split::{MAX_MESSAGE_CHARS, split_html};
 use crate::settings::TelegramSection;
 
 /// A linked usuario, as the bot sees it.
@@ -72,7 +79,11 @@ pub async fn run(ctx: BotContext, cancel: CancellationToken) {
             .get_updates()
             .offset(offset)
             .timeout(poll_secs)
-            .allowed_updates([AllowedUpdate::Message, AllowedUpdate::CallbackQuery]);
+            .allowed_updates([
+                AllowedUpdate::Message,
+                AllowedUpdate::EditedMessage,
+                AllowedUpdate::CallbackQuery,
+            ]);
         let polled = tokio::select! {
             _ = cancel.cancelled() => break,
             r = tokio::time::timeout(ctx.settings.poll_timeout + ctx.settings.api_timeout, request.send()) => r,
@@ -117,6 +128,7 @@ async fn backoff(ctx: &BotContext, failures: u32, cancel: &CancellationToken) {
 async fn handle(ctx: &BotContext, update: Update) {
     let result = match update.kind {
         UpdateKind::Message(message) => on_message(ctx, message).await,
+        UpdateKind::EditedMessage(message) => on_edited(ctx, message).await,
         UpdateKind::CallbackQuery(query) => on_callback(ctx, query).await,
         _ => Ok(()),
     };
@@ -142,8 +154,8 @@ async fn on_message(ctx: &BotContext, message: Message) -> Result<(), HandlerErr
     let Some(usuario) = usuario_by_chat(ctx, chat.0).await? else {
         return link::on_unknown_chat(ctx, chat, message.text().unwrap_or_default()).await;
     };
-    if let Some(location) = message.location() {
-        return wizard::on_location(ctx, &usuario, chat, location.latitude, location.longitude).await;
+    if message.location().is_some() {
+        return location::on_message(ctx, &usuario, chat, &message).await;
     }
     let text = message.text().unwrap_or_default().trim();
     let (command, argument) = split_command(text);
@@ -156,8 +168,22 @@ async fn on_message(ctx: &BotContext, message: Message) -> Result<(), HandlerErr
         }
         Some("crear") => wizard::start(ctx, chat).await,
         Some("finalizar") => finish::list(ctx, &usuario, chat, 0, None).await,
+        Some("historial") => history::command(ctx, &usuario, chat, argument).await,
+        Some("estadisticas") | Some("estadísticas") => stats::command(ctx, &usuario, chat).await,
         Some(_) => say(ctx, chat, texts::UNKNOWN_COMMAND, None).await,
         None => wizard::on_text(ctx, &usuario, chat, text).await,
+    }
+}
+
+/// Edits matter only for live locations; an unknown chat's edits get no
+/// answer (the message itself already got the linking text).
+async fn on_edited(ctx: &BotContext, message: Message) -> Result<(), HandlerError> {
+    if !message.chat.is_private() || message.location().is_none() {
+        return Ok(());
+    }
+    match usuario_by_chat(ctx, message.chat.id.0).await? {
+        Some(usuario) => location::on_edit(ctx, &usuario, &message).await,
+        None => Ok(()),
     }
 }
 
@@ -175,6 +201,7 @@ async fn on_callback(ctx: &BotContext, query: CallbackQuery) -> Result<(), Handl
             Some("n") => answer::on_button(ctx, &u, chat, message_id, &data).await?,
             Some("w") => wizard::on_button(ctx, &u, chat, &data).await?,
             Some("f") => finish::on_button(ctx, &u, chat, message_id, &data).await?,
+            Some("h") => history::on_button(ctx, &u, chat, message_id, &data).await?,
             _ => Some(texts::STALE_ACTION.to_string()),
         },
     };
@@ -206,19 +233,27 @@ pub async fn usuario_by_chat(ctx: &BotContext, telegram_id: i64) -> Result<Optio
     Ok(row.map(|(id, nivel, nombre)| Usuario { id, nivel, nombre }))
 }
 
-/// Sends `html` (already escaped where it interpolates) to `chat`.
+/// Sends `html` (already escaped where it interpolates) to `chat`, in parts
+/// when it is over Telegram's limit; the keyboard goes with the last part.
 pub async fn say(
     ctx: &BotContext,
     chat: ChatId,
     html: &str,
     keyboard: Option<ReplyMarkup>,
 ) -> Result<(), HandlerError> {
-    wait_for_slot(ctx, chat).await;
-    let mut request = ctx.bot.send_message(chat, html).parse_mode(ParseMode::Html);
-    if let Some(k) = keyboard {
-        request = request.reply_markup(k);
+    let mut parts = split_html(html, MAX_MESSAGE_CHARS).into_iter().peekable();
+    let mut keyboard = keyboard;
+    while let Some(part) = parts.next() {
+        wait_for_slot(ctx, chat).await;
+        let mut request = ctx.bot.send_message(chat, part).parse_mode(ParseMode::Html);
+        if parts.peek().is_none()
+            && let Some(k) = keyboard.take()
+        {
+            request = request.reply_markup(k);
+        }
+        call(ctx, request.send()).await?;
     }
-    call(ctx, request.send()).await.map(|_| ())
+    Ok(())
 }
 
 /// Replaces a message's text and buttons (the buttons go when `keyboard` is `None`).

@@ -14,6 +14,11 @@ pub const UNKNOWN_COMMAND: &str = "No entendí. Enviá /ayuda para ver los coman
 pub const STALE_ACTION: &str = "Esta acción ya no está vigente";
 pub const NO_WIZARD: &str = "No hay ninguna operación en curso. Enviá /ayuda para ver los comandos.";
 pub const JOB_TIMEOUT: &str = "La operación sigue en proceso; te avisaremos cuando termine.";
+pub const NO_UNIT: &str = "Tu usuario no tiene una unidad (efectivo) asociada: la ubicación no se registró.";
+pub const LOCATION_RECORDED: &str = "📍 Ubicación registrada.";
+pub const LIVE_LOCATION_RECEIVED: &str = "📍 Ubicación en vivo recibida: se actualizará mientras la compartas.";
+pub const HISTORY_USAGE: &str = "Uso: /historial [todas|activas|finalizadas]";
+pub const HISTORY_CLOSED: &str = "Historial cerrado.";
 pub const JOB_UNAVAILABLE: &str = "El sistema no está disponible en este momento. Probá de nuevo en unos minutos.";
 
 pub fn greeting(nombre: &str) -> String {
@@ -24,7 +29,13 @@ pub fn greeting(nombre: &str) -> String {
     )
 }
 
-const MENU: &str = "/crear — nueva tarea\n/finalizar — finalizar una tarea en curso\n/cancelar — salir de la operación en curso\n/ayuda — comandos";
+const MENU: &str = "/crear — nueva tarea\n\
+/finalizar — finalizar una tarea en curso\n\
+/historial [todas|activas|finalizadas] — tus tareas\n\
+/estadisticas — tus números de los últimos 30 días\n\
+/cancelar — salir de la operación en curso\n\
+/ayuda — comandos\n\
+📍 Compartí tu ubicación (o tu ubicación en vivo) para actualizar la de tu unidad.";
 
 pub fn help(nivel: i16) -> String {
     let scope = if nivel >= 2 {

@@ -91,20 +91,16 @@ pub async fn on_text(ctx: &BotContext, _usuario: &Usuario, chat: ChatId, text: &
     advance(ctx, chat, w).await
 }
 
-/// A shared location: the wizard's step 5.
-pub async fn on_location(
-    ctx: &BotContext,
-    _usuario: &Usuario,
-    chat: ChatId,
-    lat: f64,
-    lng: f64,
-) -> Result<(), HandlerError> {
+/// A shared location: the wizard's step 5. `false` when no wizard is at
+/// that step (the location is then the unit's position, not the task's).
+pub async fn on_location(ctx: &BotContext, chat: ChatId, lat: f64, lng: f64) -> Result<bool, HandlerError> {
     match load(ctx, chat.0).await {
         Some(mut w) if w.step == 5 => {
             w.ubicacion = Some((lat, lng));
-            advance(ctx, chat, w).await
+            advance(ctx, chat, w).await?;
+            Ok(true)
         }
-        _ => say(ctx, chat, texts::NO_WIZARD, None).await,
+        _ => Ok(false),
     }
 }
 

@@ -2,54 +2,12 @@
 //! chats get only the linking text, `/start CODE` links, the `/crear` wizard
 //! creates the tarea through the real job, `/finalizar` finishes one.
 
-use std::time::Duration;
-
-use gad_e2e::fake_telegram::{Call, FakeTelegram};
-use gad_e2e::{TestApp, spawn_app_with_telegram};
+use gad_e2e::fake_telegram::Call;
+use gad_e2e::spawn_app_with_telegram;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
-use super::support::callback_data;
-
-const STEP: Duration = Duration::from_secs(20);
-
-/// The first message sent to `chat` after the `seen` earlier ones whose text
-/// contains `needle`.
-async fn reply(fake: &FakeTelegram, chat: i64, seen: usize, needle: &str) -> anyhow::Result<Call> {
-    let matches = |c: &Call| {
-        matches!(c.method.as_str(), "sendMessage" | "editMessageText")
-            && c.ok()
-            && c.chat_id() == Some(chat)
-            && c.text().is_some_and(|t| t.contains(needle))
-    };
-    let calls = fake
-        .wait_for(STEP, |calls| {
-            calls
-                .iter()
-                .filter(|c| c.chat_id() == Some(chat))
-                .skip(seen)
-                .any(&matches)
-        })
-        .await?;
-    calls
-        .into_iter()
-        .filter(|c| c.chat_id() == Some(chat))
-        .skip(seen)
-        .find(|c| matches(c))
-        .ok_or_else(|| anyhow::anyhow!("no reply with {needle:?}"))
-}
-
-fn to_chat(fake: &FakeTelegram, chat: i64) -> usize {
-    fake.calls().iter().filter(|c| c.chat_id() == Some(chat)).count()
-}
-
-fn fresh_chat() -> i64 {
-    600_000_000 + i64::from(rand::random::<u32>() % 100_000_000)
-}
-
-async fn fake_of(app: &TestApp) -> anyhow::Result<&FakeTelegram> {
-    app.telegram.as_ref().ok_or_else(|| anyhow::anyhow!("no fake telegram"))
-}
+use super::support::{STEP, callback_data, fake_of, fresh_chat, reply, to_chat};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_unknown_chat_gets_only_the_linking_text() -> anyhow::Result<()> {

@@ -4,6 +4,7 @@
 use std::time::Duration;
 
 use gad_e2e::TestApp;
+use gad_e2e::fake_telegram::{Call, FakeTelegram};
 use serde_json::{Value, json};
 use uuid::Uuid;
 
@@ -89,4 +90,45 @@ pub fn callback_data(body: &Value) -> Vec<String> {
         .flatten()
         .filter_map(|b| b["callback_data"].as_str().map(str::to_string))
         .collect()
+}
+
+/// How long one step of a conversation with the bot may take.
+pub const STEP: Duration = Duration::from_secs(20);
+
+/// The first message sent to `chat` after the `seen` earlier ones whose text
+/// contains `needle`.
+pub async fn reply(fake: &FakeTelegram, chat: i64, seen: usize, needle: &str) -> anyhow::Result<Call> {
+    let matches = |c: &Call| {
+        matches!(c.method.as_str(), "sendMessage" | "editMessageText")
+            && c.ok()
+            && c.chat_id() == Some(chat)
+            && c.text().is_some_and(|t| t.contains(needle))
+    };
+    let calls = fake
+        .wait_for(STEP, |calls| {
+            calls
+                .iter()
+                .filter(|c| c.chat_id() == Some(chat))
+                .skip(seen)
+                .any(&matches)
+        })
+        .await?;
+    calls
+        .into_iter()
+        .filter(|c| c.chat_id() == Some(chat))
+        .skip(seen)
+        .find(|c| matches(c))
+        .ok_or_else(|| anyhow::anyhow!("no reply with {needle:?}"))
+}
+
+pub fn to_chat(fake: &FakeTelegram, chat: i64) -> usize {
+    fake.calls().iter().filter(|c| c.chat_id() == Some(chat)).count()
+}
+
+pub fn fresh_chat() -> i64 {
+    600_000_000 + i64::from(rand::random::<u32>() % 100_000_000)
+}
+
+pub async fn fake_of(app: &TestApp) -> anyhow::Result<&FakeTelegram> {
+    app.telegram.as_ref().ok_or_else(|| anyhow::anyhow!("no fake telegram"))
 }

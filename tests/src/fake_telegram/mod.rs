@@ -14,7 +14,7 @@
 use std::collections::{HashSet, VecDeque};
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
@@ -25,6 +25,11 @@ use tokio::net::TcpListener;
 use tokio::sync::Notify;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
+
+pub use updates::unix_now;
+use updates::{message_from, private_chat};
+
+mod updates;
 
 /// The bot's own user id, as `getMe` reports it.
 pub const BOT_ID: i64 = 7_000_000_001;
@@ -154,37 +159,6 @@ impl FakeTelegram {
         };
         self.shared.new_update.notify_waiters();
         id
-    }
-
-    /// A private text message from `user_id` (its chat has the same id).
-    pub fn push_text(&self, user_id: i64, text: &str) -> i64 {
-        self.push_update(json!({ "message": message_from(user_id, text) }))
-    }
-
-    /// A press of an inline button carrying `data`, on message `message_id`.
-    pub fn push_callback(&self, user_id: i64, message_id: i64, data: &str) -> i64 {
-        let mut message = message_from(BOT_ID, "");
-        message["message_id"] = json!(message_id);
-        message["chat"] = private_chat(user_id);
-        self.push_update(json!({
-            "callback_query": {
-                "id": format!("cb{}-{message_id}", unix_now()),
-                "from": user(user_id),
-                "message": message,
-                "chat_instance": format!("ci{user_id}"),
-                "data": data,
-            }
-        }))
-    }
-
-    /// A shared location from `user_id`.
-    pub fn push_location(&self, user_id: i64, lat: f64, lng: f64) -> i64 {
-        let mut message = message_from(user_id, "");
-        if let Some(m) = message.as_object_mut() {
-            m.remove("text");
-        }
-        message["location"] = json!({ "latitude": lat, "longitude": lng });
-        self.push_update(json!({ "message": message }))
     }
 
     /// Delivers `update` the webhook way: POSTed to `url` with the secret header.
@@ -404,31 +378,6 @@ fn error(status: StatusCode, description: &str, parameters: Option<Value>) -> (S
         body["parameters"] = p;
     }
     (status, Json(body))
-}
-
-fn user(id: i64) -> Value {
-    json!({ "id": id, "is_bot": id == BOT_ID, "first_name": format!("user{id}"), "language_code": "es" })
-}
-
-fn private_chat(id: i64) -> Value {
-    json!({ "id": id, "type": "private", "first_name": format!("user{id}") })
-}
-
-fn message_from(user_id: i64, text: &str) -> Value {
-    json!({
-        "message_id": (unix_now() % 1_000_000) as i64,
-        "date": unix_now(),
-        "chat": private_chat(user_id),
-        "from": user(user_id),
-        "text": text,
-    })
-}
-
-fn unix_now() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or_default()
 }
 
 async fn control_push(State(shared): State<Shared>, Json(mut update): Json<Value>) -> Json<Value> {
