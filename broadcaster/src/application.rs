@@ -15,7 +15,7 @@ use tokio_util::task::TaskTracker;
 use crate::feed;
 use crate::frames::close;
 use crate::hub::Hub;
-use crate::settings::BroadcasterSettings;
+use crate::settings::{BroadcasterSettings, UpdateSource};
 use crate::state::AppState;
 use crate::telegram;
 use crate::telegram::bot::BotContext;
@@ -42,8 +42,9 @@ struct TelegramDelivery {
     consumers: delivery::Consumers,
     sender: Arc<Sender>,
     concurrency: usize,
-    /// `None` when updates come from the webhook instead of long polling.
-    bot: Option<BotContext>,
+    bot: BotContext,
+    /// `Some` in webhook mode: the shared consumer of `GAD_TELEGRAM`.
+    webhook: Option<telegram::bot::webhook::Consumer>,
 }
 
 pub struct Application {
@@ -127,9 +128,10 @@ impl Application {
         if let Some(t) = telegram {
             // Stops pulling at shutdown; sends in flight finish first.
             tracker.spawn(delivery::run(t.consumers, t.sender, t.concurrency, shutdown.clone()));
-            if let Some(bot) = t.bot {
-                tracker.spawn(telegram::bot::run(bot, shutdown.clone()));
-            }
+            match t.webhook {
+                Some(consumer) => tracker.spawn(telegram::bot::webhook::run(t.bot, consumer, shutdown.clone())),
+                None => tracker.spawn(telegram::bot::run(t.bot, shutdown.clone())),
+            };
         }
         tracker.spawn(feed::run(
             consumer,
@@ -190,7 +192,11 @@ async fn telegram_delivery(
         t.replicas,
     ));
     let consumers = delivery::consumers(js, topology, t.ack_wait).await?;
-    let bot_context = t.long_polling.then(|| BotContext {
+    let webhook = match t.updates {
+        UpdateSource::Polling => None,
+        UpdateSource::Webhook => Some(telegram::bot::webhook::consumer(js, topology, t.ack_wait).await?),
+    };
+    let bot_context = BotContext {
         bot: bot.clone(),
         db: db.clone(),
         redis: redis.clone(),
@@ -202,7 +208,7 @@ async fn telegram_delivery(
         settings: t.clone(),
         key_prefix: key_prefix.clone(),
         limiter: limiter.clone(),
-    });
+    };
     let sender = Sender {
         db,
         bot,
@@ -217,5 +223,6 @@ async fn telegram_delivery(
         sender: Arc::new(sender),
         concurrency: t.concurrency,
         bot: bot_context,
+        webhook,
     }))
 }

@@ -104,8 +104,15 @@ pub struct TelegramSection {
     /// the limiter's longest wait.
     #[serde(with = "humantime_serde")]
     pub ack_wait: Duration,
-    /// Receive updates by long polling (off when a webhook feeds `GAD_TELEGRAM`).
-    pub long_polling: bool,
+    /// Where the bot's updates come from: `polling` (getUpdates) or
+    /// `webhook` (Telegram posts to ingress, which feeds `GAD_TELEGRAM`).
+    pub updates: UpdateSource,
+    /// Webhook mode: the public URL of ingress' `POST /api/v1/telegram/webhook`,
+    /// registered with `setWebhook` at start; `None` leaves registration to the operator.
+    pub webhook_url: Option<String>,
+    /// Webhook mode: the `secret_token` Telegram sends back (secret: never
+    /// logged); ingress' `telegram_webhook_secret` must be the same.
+    pub webhook_secret: Option<String>,
     /// `timeout` of one `getUpdates` long poll.
     #[serde(with = "humantime_serde")]
     pub poll_timeout: Duration,
@@ -116,11 +123,22 @@ pub struct TelegramSection {
     pub time_zone: String,
 }
 
+/// How the bot receives updates.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum UpdateSource {
+    Polling,
+    Webhook,
+}
+
 impl std::fmt::Debug for TelegramSection {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("TelegramSection")
             .field("bot_token", &self.bot_token.as_ref().map(|_| "<redacted>"))
             .field("api_url", &self.api_url)
+            .field("updates", &self.updates)
+            .field("webhook_url", &self.webhook_url)
+            .field("webhook_secret", &self.webhook_secret.as_ref().map(|_| "<redacted>"))
             .finish_non_exhaustive()
     }
 }
@@ -140,7 +158,9 @@ impl Default for TelegramSection {
             give_up_after: Duration::from_secs(24 * 3600),
             retry_jitter: Duration::from_millis(500),
             ack_wait: Duration::from_secs(30),
-            long_polling: true,
+            updates: UpdateSource::Polling,
+            webhook_url: None,
+            webhook_secret: None,
             poll_timeout: Duration::from_secs(10),
             wizard_idle: Duration::from_secs(30 * 60),
             time_zone: "America/Argentina/Buenos_Aires".into(),

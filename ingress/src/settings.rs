@@ -54,6 +54,29 @@ pub struct IngressSection {
     pub rate_limit: crate::rate_limit::RateLimitSettings,
     pub shedding: crate::shedding::SheddingSettings,
     pub admission: crate::admission::AdmissionSettings,
+    /// The `secret_token` Telegram sends with webhook updates (secret: never
+    /// logged). `None` (polling mode) leaves `POST /api/v1/telegram/webhook` out.
+    pub telegram_webhook_secret: Option<Secret>,
+}
+
+/// A configured secret: compared, never shown.
+#[derive(Clone, Deserialize)]
+#[serde(transparent)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(value: impl Into<String>) -> Self {
+        Self(value.into())
+    }
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("<redacted>")
+    }
 }
 
 impl Default for IngressSection {
@@ -72,6 +95,7 @@ impl Default for IngressSection {
             rate_limit: Default::default(),
             shedding: Default::default(),
             admission: Default::default(),
+            telegram_webhook_secret: None,
         }
     }
 }

@@ -124,6 +124,10 @@ impl Topology {
             self.notify_bulk_subject()
         }
     }
+    /// Where ingress publishes webhook updates and the bot reads them.
+    pub fn telegram_updates_subject(&self) -> String {
+        self.subject("gad.telegram.updates")
+    }
     /// Core-NATS subject on which every job-status bucket update is also seen,
     /// so one subscription per process can wake all waiting requests.
     pub fn job_status_updates(&self) -> String {
@@ -172,7 +176,7 @@ impl Topology {
             },
             stream::Config {
                 name: self.telegram_stream(),
-                subjects: vec![self.subject("gad.telegram.updates")],
+                subjects: vec![self.telegram_updates_subject()],
                 max_age: DAY,
                 max_bytes: s.events_max_bytes,
                 duplicate_window: Duration::from_secs(3600),

@@ -7,6 +7,9 @@ use std::time::Duration;
 
 use anyhow::Context;
 use async_nats::jetstream;
+use gad_broadcaster::settings::UpdateSource;
+use gad_ingress::routes::telegram_webhook;
+use gad_ingress::settings::Secret;
 use gad_shared::settings::{Environment, NatsSettings, TelemetrySettings};
 use gad_shared::topology::{self, Topology};
 use sqlx::PgPool;
@@ -47,6 +50,8 @@ pub struct TestApp {
     pub workers_health: Option<SocketAddr>,
     /// The fake Bot API the broadcaster delivers to, when Telegram is on.
     pub telegram: Option<FakeTelegram>,
+    /// In webhook mode: ingress' webhook URL and the secret Telegram must send.
+    pub telegram_webhook: Option<(String, String)>,
     nats_client: async_nats::Client,
     // Dropped in this order: services are told to stop before their
     // database and streams are removed.
@@ -58,7 +63,7 @@ pub struct TestApp {
 pub async fn spawn_app() -> anyhow::Result<TestApp> {
     let urls = ServiceUrls::get()?;
     let nats_url = urls.nats.clone();
-    TestApp::start(urls, nats_url, true, false).await
+    TestApp::start(urls, nats_url, true, Telegram::Off).await
 }
 
 /// [`spawn_app`] with Telegram on: the broadcaster delivers notifications to,
@@ -66,7 +71,24 @@ pub async fn spawn_app() -> anyhow::Result<TestApp> {
 pub async fn spawn_app_with_telegram() -> anyhow::Result<TestApp> {
     let urls = ServiceUrls::get()?;
     let nats_url = urls.nats.clone();
-    TestApp::start(urls, nats_url, true, true).await
+    TestApp::start(urls, nats_url, true, Telegram::Polling).await
+}
+
+/// [`spawn_app_with_telegram`] in webhook mode: the bot registers ingress'
+/// `POST /api/v1/telegram/webhook` with the fake, which then posts updates
+/// there; the bot reads them from `GAD_TELEGRAM`.
+pub async fn spawn_app_with_telegram_webhook() -> anyhow::Result<TestApp> {
+    let urls = ServiceUrls::get()?;
+    let nats_url = urls.nats.clone();
+    TestApp::start(urls, nats_url, true, Telegram::Webhook).await
+}
+
+/// Whether and how a test's broadcaster talks to the fake Bot API.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Telegram {
+    Off,
+    Polling,
+    Webhook,
 }
 
 /// Ingress alone, its NATS URL pointing at a port nothing listens on: what a
@@ -75,7 +97,7 @@ pub async fn spawn_app_with_telegram() -> anyhow::Result<TestApp> {
 pub async fn spawn_ingress_with_dead_nats() -> anyhow::Result<TestApp> {
     let urls = ServiceUrls::get()?;
     let dead = format!("nats://127.0.0.1:{}", unused_port()?);
-    TestApp::start(urls, dead, false, false).await
+    TestApp::start(urls, dead, false, Telegram::Off).await
 }
 
 /// A port that was free a moment ago: bound to port 0, noted, released.
@@ -88,7 +110,7 @@ impl TestApp {
     /// `ingress_nats`: the NATS URL ingress gets; `full`: also start workers
     /// and broadcaster (which need the real server) and wait for readiness;
     /// `telegram`: also start a fake Bot API and point the broadcaster at it.
-    async fn start(urls: &ServiceUrls, ingress_nats: String, full: bool, telegram: bool) -> anyhow::Result<Self> {
+    async fn start(urls: &ServiceUrls, ingress_nats: String, full: bool, telegram: Telegram) -> anyhow::Result<Self> {
         init_tracing();
         urls.check_nats().await?;
         let isolation = Isolation::create(urls).await?;
@@ -105,14 +127,27 @@ impl TestApp {
             url: ingress_nats,
             ..isolation.nats.clone()
         };
-        let ingress_addr = ingress::start(&isolation, ingress_nats, full.then_some(READY_WITHIN), &mut tasks).await?;
-        let telegram = match telegram {
-            true => Some(FakeTelegram::start(SocketAddr::from(([127, 0, 0, 1], 0))).await?),
-            false => None,
+        let webhook_secret = (telegram == Telegram::Webhook).then(|| format!("{:032x}", rand::random::<u128>()));
+        let mut ingress_settings = ingress::settings(&isolation, ingress_nats);
+        ingress_settings.ingress.telegram_webhook_secret = webhook_secret.clone().map(Secret::new);
+        let ingress_addr = ingress::start_with(ingress_settings, full.then_some(READY_WITHIN), &mut tasks).await?;
+        let telegram_webhook =
+            webhook_secret.map(|secret| (format!("http://{ingress_addr}{}", telegram_webhook::PATH), secret));
+        let fake = match telegram {
+            Telegram::Off => None,
+            Telegram::Polling | Telegram::Webhook => {
+                Some(FakeTelegram::start(SocketAddr::from(([127, 0, 0, 1], 0))).await?)
+            }
         };
         let ws_addr = if full {
-            let api = telegram.as_ref().map(FakeTelegram::url);
-            Some(broadcaster::start(&isolation, api.as_deref(), &mut tasks).await?)
+            let api = fake.as_ref().map(FakeTelegram::url);
+            let mut settings = broadcaster::settings(&isolation, api.as_deref());
+            if let Some((url, secret)) = &telegram_webhook {
+                settings.telegram.updates = UpdateSource::Webhook;
+                settings.telegram.webhook_url = Some(url.clone());
+                settings.telegram.webhook_secret = Some(secret.clone());
+            }
+            Some(broadcaster::start_with(settings, &mut tasks).await?)
         } else {
             None
         };
@@ -137,7 +172,8 @@ impl TestApp {
             js,
             topology: Topology::new(&isolation.nats),
             workers_health,
-            telegram,
+            telegram: fake,
+            telegram_webhook,
             nats_client,
             isolation,
             tasks,

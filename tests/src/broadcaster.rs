@@ -52,9 +52,12 @@ pub async fn start(
     telegram_api: Option<&str>,
     tasks: &mut ServiceTasks,
 ) -> anyhow::Result<SocketAddr> {
-    let app = Application::build(settings(iso, telegram_api))
-        .await
-        .context("building the broadcaster")?;
+    start_with(settings(iso, telegram_api), tasks).await
+}
+
+/// [`start`] with settings a test edited (webhook mode, say).
+pub async fn start_with(settings: BroadcasterSettings, tasks: &mut ServiceTasks) -> anyhow::Result<SocketAddr> {
+    let app = Application::build(settings).await.context("building the broadcaster")?;
     let addr = app.local_addr()?;
     tasks.spawn("broadcaster", app.run_until(tasks.shutdown()));
     Ok(addr)

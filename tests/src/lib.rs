@@ -37,7 +37,10 @@ pub mod users;
 pub mod websocket;
 pub mod workers;
 
-pub use app::{TestApp, spawn_app, spawn_app_with_telegram, spawn_ingress_with_dead_nats, unused_port};
+pub use app::{
+    TestApp, spawn_app, spawn_app_with_telegram, spawn_app_with_telegram_webhook, spawn_ingress_with_dead_nats,
+    unused_port,
+};
 pub use client::{ApiResponse, is_terminal};
 pub use database::SEED_PASSWORD;
 pub use websocket::WsClient;

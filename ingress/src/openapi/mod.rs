@@ -76,6 +76,7 @@ pub fn document() -> utoipa::openapi::OpenApi {
         routes::map::Api::openapi(),
         routes::stats::Api::openapi(),
         routes::telegram_link::Api::openapi(),
+        routes::telegram_webhook::Api::openapi(),
         routes::jobs::Api::openapi(),
         routes::notifications::Api::openapi(),
         routes::admin::Api::openapi(),

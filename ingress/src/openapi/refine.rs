@@ -13,16 +13,17 @@ use super::errors;
 use crate::negotiation::MSGPACK;
 
 /// Served without a token.
-const PUBLIC: [&str; 4] = [
+const PUBLIC: [&str; 5] = [
     "/health",
     "/health/ready",
     "/api/v1/auth/login",
     "/api/v1/telegram/{area}/{rest}",
+    "/api/v1/telegram/webhook",
 ];
 
 /// Exempt from rate limits (§6.4).
 fn rate_limited(path: &str) -> bool {
-    !path.starts_with("/health")
+    !path.starts_with("/health") && path != "/api/v1/telegram/webhook"
 }
 
 pub fn apply(doc: &mut OpenApi) {

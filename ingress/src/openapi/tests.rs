@@ -47,6 +47,7 @@ const ENDPOINTS: &[(&str, &str)] = &[
     ("post", "/api/v1/telegram/link-code"),
     ("delete", "/api/v1/telegram/link"),
     ("delete", "/api/v1/telegram/link/{usuario_id}"),
+    ("post", "/api/v1/telegram/webhook"),
     ("get", "/api/v1/jobs/{id}"),
     ("get", "/api/v1/jobs"),
     ("post", "/api/v1/jobs/{id}/cancel"),

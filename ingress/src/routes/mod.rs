@@ -17,6 +17,7 @@ pub mod ops;
 pub mod stats;
 pub mod tasks;
 pub mod telegram_link;
+pub mod telegram_webhook;
 pub mod user_jobs;
 pub mod users;
 
@@ -49,6 +50,7 @@ pub fn router(state: AppState) -> Router {
         .merge(users::router())
         .merge(notifications::router())
         .merge(telegram_link::router())
+        .merge(telegram_webhook::router())
         .merge(admin::router())
         .merge(ops::router())
         .merge(dlq::router())

@@ -16,8 +16,10 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
+use axum::body::Bytes;
 use axum::extract::{Path, State};
-use axum::http::StatusCode;
+use axum::http::header::CONTENT_TYPE;
+use axum::http::{HeaderMap, StatusCode};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde_json::{Value, json};
@@ -29,7 +31,11 @@ use tokio_util::sync::CancellationToken;
 pub use updates::unix_now;
 use updates::{message_from, private_chat};
 
+mod form;
 mod updates;
+mod webhook;
+
+pub use webhook::WebhookDelivery;
 
 /// The bot's own user id, as `getMe` reports it.
 pub const BOT_ID: i64 = 7_000_000_001;
@@ -89,6 +95,10 @@ struct Inner {
     /// Phases of failures, each until its deadline; the first unexpired wins.
     faults: VecDeque<(Fault, Instant)>,
     blocked_chats: HashSet<i64>,
+    /// Set by `setWebhook`: updates are then POSTed there, not polled.
+    webhook: Option<webhook::Webhook>,
+    /// Every POST of an update to the webhook, in order.
+    webhook_deliveries: Vec<WebhookDelivery>,
 }
 
 #[derive(Clone, Default)]
@@ -138,6 +148,7 @@ impl FakeTelegram {
                 .with_graceful_shutdown(async move { until.cancelled().await })
                 .await;
         });
+        tokio::spawn(webhook::deliver(shared.clone(), stop.clone()));
         Ok(Self { addr, shared, stop })
     }
 
@@ -232,31 +243,38 @@ impl FakeTelegram {
 
 fn router(shared: Shared) -> Router {
     Router::new()
-        .route("/{bot}/{method}", post(api).get(api_get))
+        .route("/{bot}/{method}", post(api).get(api))
         .route("/_fake/updates", post(control_push))
         .route("/_fake/calls", get(control_calls))
         .route("/_fake/faults", post(control_faults))
         .with_state(shared)
 }
 
-async fn api_get(state: State<Shared>, path: Path<(String, String)>) -> (StatusCode, Json<Value>) {
-    api(state, path, None).await
-}
-
-/// One Bot API call. teloxide sends JSON bodies; the path is `/bot<token>/<method>`.
+/// One Bot API call, its parameters as JSON or multipart form; the path is
+/// `/bot<token>/<method>`.
 async fn api(
     State(shared): State<Shared>,
     Path((bot, method)): Path<(String, String)>,
-    body: Option<Json<Value>>,
+    headers: HeaderMap,
+    body: Bytes,
 ) -> (StatusCode, Json<Value>) {
     if !bot.starts_with("bot") {
         return error(StatusCode::NOT_FOUND, "Not Found", None);
     }
-    let body = body.map(|Json(b)| b).unwrap_or_else(|| json!({}));
+    let content_type = headers.get(CONTENT_TYPE).and_then(|v| v.to_str().ok());
+    let body = form::parameters(content_type, &body);
     // Telegram's method names are case-insensitive and teloxide writes
     // `SendMessage`; calls are recorded as the Bot API documents them.
     let method = lower_first(&method);
     if method == "getUpdates" {
+        if shared.lock().webhook.is_some() {
+            // What Telegram answers while a webhook is set.
+            return error(
+                StatusCode::CONFLICT,
+                "Conflict: can't use getUpdates method while webhook is active; use deleteWebhook to delete the webhook first",
+                None,
+            );
+        }
         return get_updates(&shared, &body).await;
     }
     let mut inner = shared.lock();
@@ -273,6 +291,9 @@ async fn api(
         status: answer.0.as_u16(),
         message_id,
     });
+    drop(inner);
+    // A webhook just set may have updates waiting for it.
+    shared.new_update.notify_waiters();
     answer
 }
 
@@ -312,6 +333,7 @@ fn fault_answer(fault: Fault) -> (StatusCode, Json<Value>) {
 
 fn success(inner: &mut Inner, method: &str, body: &Value) -> (StatusCode, Json<Value>) {
     let result = match method {
+        "setWebhook" | "deleteWebhook" | "getWebhookInfo" => webhook::method(inner, method, body),
         "getMe" => json!({ "id": BOT_ID, "is_bot": true, "first_name": "GAD", "username": "gad_bot",
                            "can_join_groups": false, "can_read_all_group_messages": false,
                            "supports_inline_queries": false }),
@@ -339,7 +361,6 @@ fn success(inner: &mut Inner, method: &str, body: &Value) -> (StatusCode, Json<V
             }
             message
         }
-        "getWebhookInfo" => json!({ "url": "", "has_custom_certificate": false, "pending_update_count": 0 }),
         _ => json!(true),
     };
     (StatusCode::OK, Json(json!({ "ok": true, "result": result })))

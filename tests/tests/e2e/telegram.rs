@@ -8,3 +8,4 @@ mod delivery;
 mod location;
 mod storm;
 mod support;
+mod webhook;

@@ -1,4 +1,5 @@
-//! The bot (§9): long polling with teloxide, then one handler per update.
+//! The bot (§9): updates by long polling with teloxide, or from the webhook
+//! through `GAD_TELEGRAM` ([`webhook`]), then one handler per update.
 //! Unknown chats get only the linking text; linked usuarios act through the
 //! same jobs as the HTTP API (`gad_shared::submit`), as themselves.
 //!
@@ -20,6 +21,7 @@ pub mod link;
 pub mod location;
 pub mod stats;
 pub mod texts;
+pub mod webhook;
 pub mod wizard;
 
 use std::sync::Arc;
@@ -70,6 +72,11 @@ pub struct BotContext {
 /// Polls `getUpdates` until `cancel`; each update is handled before the
 /// next poll confirms it, so a crash re-reads what was not handled.
 pub async fn run(ctx: BotContext, cancel: CancellationToken) {
+    // Telegram refuses getUpdates while a webhook is set (a switch from
+    // webhook mode): remove it first. Updates wait at Telegram meanwhile.
+    if let Err(e) = call(&ctx, ctx.bot.delete_webhook().send()).await {
+        tracing::warn!(error = %e, "telegram deleteWebhook failed");
+    }
     let poll_secs = ctx.settings.poll_timeout.as_secs().min(u64::from(u32::MAX)) as u32;
     let mut offset: i32 = 0;
     let mut failures: u32 = 0;
