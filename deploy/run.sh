@@ -4,7 +4,9 @@
 #                            gad-workers, gad-ingress (127.0.0.1:8080) and gad-broadcaster
 #                            (127.0.0.1:8090) in the background, wait for /health, print
 #                            an admin token and example requests, exit 0
-#   ./deploy/run.sh stop     stop those three (databases and NATS keep running;
+#                            Without GAD_TELEGRAM__BOT_TOKEN it also starts the fake Telegram
+#                            Bot API (127.0.0.1:8091) and points the broadcaster's bot at it
+#   ./deploy/run.sh stop     stop those (databases and NATS keep running;
 #                            ./deploy/services.sh down stops what it started)
 #   ./deploy/run.sh status   which of the three run, and their health
 # Logs: .local/logs/<name>.log; pid files: .local/run/<name>.pid.
@@ -17,6 +19,9 @@ RUN="$LOCAL/run"
 BIN="${CARGO_TARGET_DIR:-$REPO/target}/release"
 SECRET_FILE="$LOCAL/jwt_secret"
 NAMES=(gad-workers gad-ingress gad-broadcaster)
+# Started before the broadcaster when no real bot token is configured.
+FAKE_TELEGRAM=fake_telegram
+FAKE_TELEGRAM_URL=http://127.0.0.1:8091
 INGRESS=http://127.0.0.1:8080
 BROADCASTER=http://127.0.0.1:8090
 HEALTH_TIMEOUT="${GAD_RUN_HEALTH_TIMEOUT:-90}"
@@ -69,9 +74,9 @@ ensure_curl() {
 }
 
 STOPPED=0
-stop_all() { # stops the three (pid files); sets STOPPED to how many were running
+stop_all() { # stops the three and the fake Bot API (pid files); sets STOPPED to how many were running
     local name pid pids=() deadline
-    for name in "${NAMES[@]}"; do
+    for name in "${NAMES[@]}" "$FAKE_TELEGRAM"; do
         if pid="$(live_pid "$name")"; then
             log "stopping $name (pid $pid)"
             kill -TERM "$pid" 2>/dev/null || true
@@ -89,7 +94,7 @@ stop_all() { # stops the three (pid files); sets STOPPED to how many were runnin
             sleep 0.2
         done
     done
-    for name in "${NAMES[@]}"; do rm -f "$RUN/$name.pid"; done
+    for name in "${NAMES[@]}" "$FAKE_TELEGRAM"; do rm -f "$RUN/$name.pid"; done
     STOPPED=${#pids[@]}
 }
 
@@ -105,6 +110,9 @@ cmd_status() {
         if pid="$(live_pid "$name")"; then echo "$name: running (pid $pid, log $LOGS/$name.log)"
         else echo "$name: not running"; fi
     done
+    if pid="$(live_pid "$FAKE_TELEGRAM")"; then
+        echo "$FAKE_TELEGRAM: running (pid $pid, $FAKE_TELEGRAM_URL, log $LOGS/$FAKE_TELEGRAM.log)"
+    fi
     if command -v curl >/dev/null 2>&1; then
         if healthy "$INGRESS"; then echo "ingress     $INGRESS/health: ok"; else echo "ingress     $INGRESS/health: not answering"; fi
         if healthy "$BROADCASTER"; then echo "broadcaster $BROADCASTER/health: ok"; else echo "broadcaster $BROADCASTER/health: not answering"; fi
@@ -118,6 +126,20 @@ start_one() { # $1 = binary name
     printf '%s\n' "$!" >"$RUN/$name.pid"
     disown 2>/dev/null || true
     log "started $name (pid $!, log $LOGS/$name.log)"
+}
+
+start_fake_telegram() {
+    printf '=== %s: start %s\n' "$(date '+%F %T')" "$FAKE_TELEGRAM" >>"$LOGS/$FAKE_TELEGRAM.log"
+    (close_fds && exec setsid "$BIN/$FAKE_TELEGRAM" --bind 127.0.0.1:8091 </dev/null >>"$LOGS/$FAKE_TELEGRAM.log" 2>&1) &
+    printf '%s\n' "$!" >"$RUN/$FAKE_TELEGRAM.pid"
+    disown 2>/dev/null || true
+    log "started $FAKE_TELEGRAM (pid $!, $FAKE_TELEGRAM_URL, log $LOGS/$FAKE_TELEGRAM.log)"
+    local deadline=$((SECONDS + 10))
+    until port_open 8091; do
+        live_pid "$FAKE_TELEGRAM" >/dev/null || { tail_file "$LOGS/$FAKE_TELEGRAM.log"; die "$FAKE_TELEGRAM exited"; }
+        [ "$SECONDS" -lt "$deadline" ] || die "$FAKE_TELEGRAM did not listen on 8091 within 10 s"
+        sleep 0.2
+    done
 }
 
 check_alive() { # fails loudly if one of the three has exited
@@ -150,14 +172,15 @@ cmd_start() {
     banner "cargo build --release --bins"
     cargo build --release --bins
     local name
-    for name in gad "${NAMES[@]}"; do
+    for name in gad "${NAMES[@]}" "$FAKE_TELEGRAM"; do
         [ -x "$BIN/$name" ] || die "$BIN/$name was not built"
     done
 
     # a previous ./deploy/run.sh: replace its processes with the new build
     stop_all
-    local port
-    for port in 8080 8090; do
+    local port fake=0
+    [ -n "${GAD_TELEGRAM__BOT_TOKEN:-}" ] || fake=1
+    for port in 8080 8090 $([ "$fake" -eq 0 ] || echo 8091); do
         if port_open "$port"; then die "127.0.0.1:$port is already in use by another process"; fi
     done
 
@@ -168,6 +191,14 @@ cmd_start() {
 
     banner "starting ${NAMES[*]}"
     ensure_curl
+    if [ "$fake" -eq 1 ]; then
+        # No real bot: the broadcaster's bot and notifications talk to the
+        # fake Bot API, which scripts updates (POST /_fake/updates) and
+        # records every call (GET /_fake/calls).
+        start_fake_telegram
+        export GAD_TELEGRAM__BOT_TOKEN=1000000:local-fake-token
+        export GAD_TELEGRAM__API_URL="$FAKE_TELEGRAM_URL"
+    fi
     for name in "${NAMES[@]}"; do start_one "$name"; done
 
     local deadline=$((SECONDS + HEALTH_TIMEOUT)) url
@@ -201,9 +232,25 @@ WebSocket:
   ws://127.0.0.1:8090/ws/connect?token=\$TOKEN
   ws://127.0.0.1:8090/ws/connect?token=$token
 
+$(telegram_help "$fake")
+
 Logs: $LOGS/<name>.log    pids: $RUN/<name>.pid
 Stop: ./deploy/run.sh stop   (PostgreSQL, Redis and NATS keep running; ./deploy/services.sh down stops the ones it started)
 EOF
+}
+
+telegram_help() { # $1 = 1 when the fake Bot API runs
+    if [ "$1" -eq 1 ]; then
+        cat <<EOF
+Telegram: no GAD_TELEGRAM__BOT_TOKEN, so the bot talks to the fake Bot API on $FAKE_TELEGRAM_URL.
+  Link a chat: POST /api/v1/telegram/link-code (with \$TOKEN) gives a code; send it as chat 42:
+  curl -sS $FAKE_TELEGRAM_URL/_fake/updates -H 'Content-Type: application/json' \\
+    -d '{"message":{"message_id":1,"date":'"\$(date +%s)"',"chat":{"id":42,"type":"private","first_name":"yo"},"from":{"id":42,"is_bot":false,"first_name":"yo"},"text":"/start CODE"}}'
+  What the bot answered: curl -sS $FAKE_TELEGRAM_URL/_fake/calls
+EOF
+    else
+        echo "Telegram: the bot uses the configured GAD_TELEGRAM__BOT_TOKEN."
+    fi
 }
 
 case "${1:-start}" in

@@ -209,7 +209,15 @@ pub enum SettingsError {
     Rule { key: &'static str, reason: String },
 }
 
-const SERVICE_SECTIONS: [&str; 3] = ["ingress", "workers", "broadcaster"];
+/// Top-level sections only one binary reads, with that binary's section:
+/// the others skip them in the environment, so one environment serves all
+/// three (`telegram` is the broadcaster's: its bot and deliveries).
+const OWNED_SECTIONS: [(&str, &str); 4] = [
+    ("ingress", "ingress"),
+    ("workers", "workers"),
+    ("broadcaster", "broadcaster"),
+    ("telegram", "broadcaster"),
+];
 
 /// Loads a binary's settings; `own_section` is the one service section it reads.
 pub fn load<T: DeserializeOwned>(own_section: &str) -> Result<T, SettingsError> {
@@ -221,15 +229,21 @@ pub fn load<T: DeserializeOwned>(own_section: &str) -> Result<T, SettingsError> 
     let env = Env::prefixed("GAD_")
         .ignore(&["CONFIG"])
         .split("__")
-        .filter(move |key| {
-            // Keys arrive as written in the environment (upper case).
-            let top = key.as_str().split('.').next().unwrap_or_default();
-            top.eq_ignore_ascii_case(&own) || !SERVICE_SECTIONS.iter().any(|s| s.eq_ignore_ascii_case(top))
-        });
+        .filter(move |key| reads(&own, key.as_str()));
     figment
         .merge(env)
         .extract()
         .map_err(|e| SettingsError::Invalid(Box::new(e)))
+}
+
+/// Whether the binary reading `own_section` takes the environment key `key`
+/// (a dotted path, as written in the environment: upper case).
+fn reads(own_section: &str, key: &str) -> bool {
+    let top = key.split('.').next().unwrap_or_default();
+    OWNED_SECTIONS
+        .iter()
+        .find(|(section, _)| section.eq_ignore_ascii_case(top))
+        .is_none_or(|(_, owner)| owner.eq_ignore_ascii_case(own_section))
 }
 
 /// Start-up checks that serde cannot express.
@@ -241,4 +255,20 @@ pub fn check_jwt_secret(auth: &AuthSettings) -> Result<(), SettingsError> {
         });
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::reads;
+
+    #[test]
+    fn each_binary_reads_the_common_sections_and_its_own() {
+        assert!(reads("ingress", "NATS.URL"));
+        assert!(reads("ingress", "INGRESS.BIND"));
+        assert!(!reads("ingress", "WORKERS.GROUPS"));
+        // The broadcaster's Telegram keys do not stop ingress or the workers.
+        assert!(reads("broadcaster", "TELEGRAM.BOT_TOKEN"));
+        assert!(!reads("ingress", "TELEGRAM.BOT_TOKEN"));
+        assert!(!reads("workers", "telegram.api_url"));
+    }
 }
