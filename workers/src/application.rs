@@ -19,6 +19,10 @@ use crate::process::WorkerContext;
 use crate::row_batch::RowBatcher;
 use crate::settings::WorkersSettings;
 
+/// How long jobs stopped at the end of the grace period get to write their
+/// row back to `queued` and nak; counted on top of `shutdown_grace`.
+const HAND_BACK_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(3);
+
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
     #[error(transparent)]
@@ -107,6 +111,7 @@ impl Application {
                 cap: settings.workers.backoff_cap,
             },
             breaker: std::sync::Arc::new(CircuitBreaker::new(settings.workers.breaker)),
+            abandon: CancellationToken::new(),
         };
         let mut consumers = Vec::new();
         for group in &settings.workers.groups {
@@ -133,9 +138,10 @@ impl Application {
         self.health_listener.local_addr()
     }
 
-    /// Runs every group until `shutdown` fires; then stops pulling and gives
-    /// in-flight jobs the grace period to finish (unfinished ones are
-    /// redelivered after their ack wait, and handlers are idempotent).
+    /// Runs every group until `shutdown` fires; then stops pulling, hands
+    /// back what was pulled but not started, and gives in-flight jobs the
+    /// grace period to finish; the unfinished ones are stopped and handed
+    /// back too (handlers are idempotent).
     pub async fn run_until(self, shutdown: CancellationToken) -> std::io::Result<()> {
         let Application {
             settings,
@@ -202,7 +208,13 @@ impl Application {
             .await
             .is_err()
         {
-            tracing::warn!("grace period over with jobs still running; they will be redelivered");
+            tracing::warn!("grace period over with jobs still running; handing them back to the queue");
+            ctx.abandon.cancel();
+            // Handing back is a row write and a nak each; past this bound they
+            // are redelivered after their ack wait instead.
+            if tokio::time::timeout(HAND_BACK_TIMEOUT, jobs.wait()).await.is_err() {
+                tracing::warn!("jobs not handed back in time; they will be redelivered after their ack wait");
+            }
         }
         let _ = health_task.await;
         Ok(())

@@ -3,8 +3,9 @@
 
 use std::sync::Arc;
 
+use async_nats::jetstream::AckKind;
 use async_nats::jetstream::consumer::{AckPolicy, DeliverPolicy, PullConsumer, pull};
-use futures::StreamExt;
+use futures::{FutureExt, StreamExt};
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -81,14 +82,14 @@ pub async fn run(
             // While PostgreSQL is away nothing is pulled: a job pulled now
             // would only spend an attempt on the outage.
             tokio::select! {
-                _ = cancel.cancelled() => break 'reconnect,
+                _ = cancel.cancelled() => break,
                 _ = ctx.breaker.closed() => {}
             }
             // The permit is taken before the next message is pulled, so a busy
             // process leaves jobs to its siblings instead of hoarding them.
             let permit = tokio::select! {
-                _ = cancel.cancelled() => break 'reconnect,
-                p = permits.clone().acquire_owned() => match p { Ok(p) => p, Err(_) => break 'reconnect },
+                _ = cancel.cancelled() => break,
+                p = permits.clone().acquire_owned() => match p { Ok(p) => p, Err(_) => break },
             };
             // The breaker may have opened while this loop waited for a permit.
             if !ctx.breaker.is_closed() {
@@ -96,7 +97,7 @@ pub async fn run(
                 continue;
             }
             let next = tokio::select! {
-                _ = cancel.cancelled() => break 'reconnect,
+                _ = cancel.cancelled() => break,
                 m = messages.next() => m,
             };
             match next {
@@ -115,6 +116,27 @@ pub async fn run(
                 None => continue 'reconnect,
             }
         }
+        hand_back_unstarted(&group, &mut messages).await;
+        break;
     }
     tracing::info!(%group, "stopped pulling");
+}
+
+/// Naks, without delay, the messages the client had already pulled into its
+/// buffer but this process will not start, so a sibling runs them now rather
+/// than after their ack wait. Only what is buffered already: waiting for more
+/// would pull jobs (and the naked ones back) just to hand them back again.
+async fn hand_back_unstarted(group: &str, messages: &mut pull::Stream) {
+    let mut handed_back = 0u32;
+    while let Some(Some(Ok(msg))) = messages.next().now_or_never() {
+        match msg.ack_with(AckKind::Nak(None)).await {
+            Ok(()) => handed_back += 1,
+            Err(e) => {
+                tracing::warn!(%group, error = %e, "unstarted job not handed back; redelivered after its ack wait")
+            }
+        }
+    }
+    if handed_back > 0 {
+        tracing::info!(%group, handed_back, "unstarted jobs handed back");
+    }
 }

@@ -23,6 +23,10 @@ pub enum Outcome {
     },
     /// Cancelled by a user before or while running.
     Cancelled,
+    /// The process gave up on it at shutdown, after its grace period: says
+    /// nothing about the job, which goes back to the queue for a sibling now
+    /// rather than after the ack wait.
+    Interrupted,
 }
 
 /// The acknowledgement to send for a message.
@@ -47,6 +51,7 @@ pub fn settle(outcome: &Outcome, attempt: u32, max_attempts: u32, policy: RetryP
         Outcome::Succeeded(_) => (JobStatus::Succeeded, Ack::Ack),
         Outcome::Failed(_) => (JobStatus::Failed, Ack::Ack),
         Outcome::Cancelled => (JobStatus::Cancelled, Ack::Ack),
+        Outcome::Interrupted => (JobStatus::Queued, Ack::Nak(Duration::ZERO)),
         Outcome::Transient { .. } if attempt >= max_attempts => (JobStatus::Dead, Ack::Term),
         Outcome::Transient {
             retry_after, not_after, ..
@@ -91,6 +96,11 @@ mod tests {
         assert_eq!(settle(&ok, 1, 5, P), (JobStatus::Succeeded, Ack::Ack));
         assert_eq!(settle(&Outcome::Failed(err()), 1, 5, P), (JobStatus::Failed, Ack::Ack));
         assert_eq!(settle(&Outcome::Cancelled, 1, 5, P), (JobStatus::Cancelled, Ack::Ack));
+        // Even on its last attempt: a shutdown is not the job's failure.
+        assert_eq!(
+            settle(&Outcome::Interrupted, 5, 5, P),
+            (JobStatus::Queued, Ack::Nak(Duration::ZERO))
+        );
         let t = Outcome::Transient {
             error: err(),
             retry_after: Some(Duration::from_secs(3)),

@@ -7,6 +7,7 @@ use async_nats::jetstream::{self, AckKind};
 use gad_shared::envelope::{self, JobEnvelope, headers};
 use gad_shared::job::{JobError, JobRecord, JobStatus, kind_spec};
 use gad_shared::topology::Topology;
+use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
 use crate::backoff::full_jitter;
@@ -25,6 +26,9 @@ pub struct WorkerContext {
     pub policy: RetryPolicy,
     /// Fed by every database call a delivery makes; read by the group loops.
     pub breaker: Arc<CircuitBreaker>,
+    /// Fired when the shutdown grace period is over: running handlers stop
+    /// and their jobs go back to the queue at once.
+    pub abandon: CancellationToken,
 }
 
 /// What happened to a message, for tests and metrics.
@@ -98,11 +102,13 @@ async fn run(
             tracing::warn!(error = %e, "running status not published");
         }
     };
-    let handler = tokio::time::timeout(deadline, jobs::run(&ctx.handlers, &job));
-    let ((), result) = tokio::join!(announce, handler);
+    let ((), result) = tokio::join!(announce, handle(ctx, &job, deadline));
     let (outcome, held) = judge(ctx, result);
     let (status, ack) = settlement(ctx, &outcome, held, attempt, max_attempts);
     let record = apply(started, status, &outcome);
+    if outcome == Outcome::Interrupted {
+        return hand_back(ctx, msg, Some(&record), ack).await;
+    }
     if status == JobStatus::Dead && !dead_letter_first(ctx, msg, &job, attempt, &record).await {
         return Processed::Retried;
     }
@@ -116,22 +122,58 @@ async fn run(
     Processed::Settled(status)
 }
 
+/// A job stopped at shutdown goes back to the queue at once. Its row says
+/// `queued` again if the database answers quickly; the stopped handlers may
+/// still hold every pooled connection (a query blocked on a lock keeps its
+/// connection until it ends), and then the next worker's start overwrites
+/// `running` anyway: waiting here would only delay the exit.
+async fn hand_back(ctx: &WorkerContext, msg: &jetstream::Message, record: Option<&JobRecord>, ack: Ack) -> Processed {
+    if let Some(record) = record {
+        match tokio::time::timeout(HAND_BACK_WRITE, ctx.store.finish(record)).await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => tracing::debug!(error = %e, "handed-back job's row not reset"),
+            Err(_) => tracing::debug!("handed-back job's row not reset in time"),
+        }
+    }
+    acknowledge(msg, ack).await;
+    Processed::Retried
+}
+
+const HAND_BACK_WRITE: Duration = Duration::from_millis(500);
+
+/// How a handler run ended.
+enum Handled {
+    Done(Result<gad_shared::job::JobResult, HandlerError>),
+    PastDeadline,
+    Abandoned,
+}
+
+/// Runs the job's handler within its deadline, unless shutdown abandons it
+/// first (dropping the handler rolls its transaction back).
+async fn handle(ctx: &WorkerContext, job: &JobEnvelope, deadline: Duration) -> Handled {
+    tokio::select! {
+        r = tokio::time::timeout(deadline, jobs::run(&ctx.handlers, job)) => match r {
+            Ok(r) => Handled::Done(r),
+            Err(_) => Handled::PastDeadline,
+        },
+        _ = ctx.abandon.cancelled() => Handled::Abandoned,
+    }
+}
+
 /// The handler's result as an outcome, and whether the failure is the
 /// database's while its breaker is open (then the job is held, not judged).
-fn judge(
-    ctx: &WorkerContext,
-    result: Result<Result<gad_shared::job::JobResult, HandlerError>, tokio::time::error::Elapsed>,
-) -> (Outcome, bool) {
+fn judge(ctx: &WorkerContext, result: Handled) -> (Outcome, bool) {
     match result {
-        Ok(Ok(r)) => (Outcome::Succeeded(r), false),
-        Ok(Err(e)) => {
+        Handled::Done(Ok(r)) => (Outcome::Succeeded(r), false),
+        Handled::Abandoned => (Outcome::Interrupted, false),
+        Handled::Done(Err(e)) => {
             let db_down = database_unavailable(&e);
             if db_down {
                 ctx.breaker.record_failure();
             }
             (e.into_outcome(), db_down && !ctx.breaker.is_closed())
         }
-        Err(_) => (HandlerError::Deadline.into_outcome(), false),
+        Handled::PastDeadline => (HandlerError::Deadline.into_outcome(), false),
     }
 }
 
@@ -189,9 +231,13 @@ async fn run_read_only(
     deadline: Duration,
 ) -> Processed {
     let started_at = chrono::Utc::now();
-    let result = tokio::time::timeout(deadline, jobs::run(&ctx.handlers, &job)).await;
+    let result = handle(ctx, &job, deadline).await;
     let (outcome, held) = judge(ctx, result);
     let (status, ack) = settlement(ctx, &outcome, held, attempt, max_attempts);
+    if outcome == Outcome::Interrupted {
+        // Its row is written only with an outcome: there is none to undo.
+        return hand_back(ctx, msg, None, ack).await;
+    }
     let record = apply(
         JobRecord {
             job_id: job.job_id,
@@ -321,7 +367,7 @@ fn apply(mut record: JobRecord, status: JobStatus, outcome: &Outcome) -> JobReco
     match outcome {
         Outcome::Succeeded(r) => record.result = Some(r.clone()),
         Outcome::Failed(e) | Outcome::Transient { error: e, .. } => record.error = Some(e.clone()),
-        Outcome::Cancelled => {}
+        Outcome::Cancelled | Outcome::Interrupted => {}
     }
     record
 }
