@@ -62,6 +62,12 @@ pub const KINDS: &[KindSpec] = &[
     spec("efectivo.location", "tasks"),
     spec("efectivo.disponibilidad", "tasks"),
     spec("telegram.unlink", "tasks"),
+    // Does nothing: importers probe the pipeline with it, and the workers
+    // benchmark measures the framework's own cost (pull, row, status, ack).
+    KindSpec {
+        read_only: true,
+        ..spec("import.noop", "import")
+    },
     spec("import.efectivos", "import"),
     spec("import.tareas", "import"),
     spec("import.locations", "import"),

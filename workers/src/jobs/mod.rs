@@ -37,6 +37,10 @@ pub async fn run(ctx: &HandlerContext, job: &JobEnvelope) -> Result<JobResult, H
         ("user", _) | ("telegram", _) => users::run(ctx, job).await,
         ("efectivo", _) => efectivos::run(ctx, job).await,
         ("emergency", _) => emergency::run(ctx, job).await,
+        ("import", "import.noop") => Ok(JobResult {
+            http_status: 200,
+            body: serde_json::json!({}),
+        }),
         _ => Err(HandlerError::UnsupportedKind(job.kind.clone())),
     }
 }
