@@ -2,7 +2,7 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::AtomicU64;
+use std::time::Duration;
 
 use axum::serve::ListenerExt;
 use gad_shared::auth::{Revocations, TokenVerifier};
@@ -14,6 +14,7 @@ use tokio_util::task::TaskTracker;
 
 use crate::feed;
 use crate::frames::close;
+use crate::history::Limits;
 use crate::hub::Hub;
 use crate::settings::{BroadcasterSettings, UpdateSource};
 use crate::state::AppState;
@@ -86,17 +87,27 @@ impl Application {
             .follow(revocation_bucket, background.clone(), &tracker)
             .await
             .map_err(|e| StartError::Nats(e.into()))?;
-        let consumer = feed::subscribe(&js, &topology).await?;
+        let (consumer, start) = feed::subscribe(&js, &topology).await?;
+        let b = &settings.broadcaster;
+        let hub = Hub::new(
+            Limits {
+                events_per_topic: b.history_events_per_topic,
+                max_age: b.history_max_age,
+                max_bytes: b.history_max_bytes,
+            },
+            start,
+        );
         let db = gad_shared::db::connect(&settings.postgres, settings.postgres.statement_timeout).await?;
         let telegram = telegram_delivery(&settings, &js, &topology, &job_status, &db).await?;
         let state = AppState {
             verifier: TokenVerifier::new(&settings.auth, revocations),
             settings: Arc::new(settings),
-            hub: Hub::default(),
+            hub,
             db,
             nats: client,
             job_status,
-            head_seq: Arc::new(AtomicU64::new(0)),
+            js,
+            topology,
             connections: TaskTracker::new(),
             draining: CancellationToken::new(),
         };
@@ -133,15 +144,12 @@ impl Application {
                 None => tracker.spawn(telegram::bot::run(t.bot, shutdown.clone())),
             };
         }
-        tracker.spawn(feed::run(
-            consumer,
-            state.hub.clone(),
-            state.head_seq.clone(),
-            background.clone(),
-        ));
+        tracker.spawn(feed::run(consumer, state.hub.clone(), background.clone()));
         let grace = state.settings.broadcaster.shutdown_grace;
+        let spread = state.settings.broadcaster.drain_spread;
         let hub = state.hub.clone();
         let draining = state.draining.clone();
+        let connections = state.connections.clone();
         let listener = listener.tap_io(|tcp| {
             let _ = tcp.set_nodelay(true);
         });
@@ -150,11 +158,16 @@ impl Application {
         let server = axum::serve(listener, app).with_graceful_shutdown(async move {
             signal.cancelled().await;
             draining.cancel();
-            hub.close_all(close::GOING_AWAY);
         });
         let server = tokio::spawn(async move { server.await });
         shutdown.cancelled().await;
-        let result = match tokio::time::timeout(grace, server).await {
+        let deadline = tokio::time::Instant::now() + grace;
+        // Upgraded connections outlive the server: closed here, spread out,
+        // and waited for within the grace period.
+        drain(&hub, spread).await;
+        connections.close();
+        let _ = tokio::time::timeout_at(deadline, connections.wait()).await;
+        let result = match tokio::time::timeout_at(deadline, server).await {
             Ok(Ok(r)) => r,
             Ok(Err(e)) => Err(std::io::Error::other(e)),
             Err(_) => Ok(()),
@@ -163,6 +176,19 @@ impl Application {
         tracker.close();
         tracker.wait().await;
         result
+    }
+}
+
+/// Closes every connection with 1001, evenly spread over `spread`, so its
+/// clients reconnect to other replicas a few at a time rather than all at
+/// once (a thundering herd of resumes).
+async fn drain(hub: &Hub, spread: Duration) {
+    let handles = hub.handles();
+    let n = handles.len() as u32;
+    let start = tokio::time::Instant::now();
+    for (i, handle) in handles.into_iter().enumerate() {
+        tokio::time::sleep_until(start + spread * i as u32 / n.max(1)).await;
+        handle.close(close::GOING_AWAY);
     }
 }
 

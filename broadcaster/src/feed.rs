@@ -1,8 +1,9 @@
 //! This node's reading of `GAD_EVENTS`: every replica reads every event (an
-//! ordered consumer starting at "new") and hands it to its own hub.
+//! ordered consumer starting after the stream's last message at start-up)
+//! and hands it to its own hub, which keeps it for resumes and delivers it.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Instant;
 
 use async_nats::jetstream::consumer::{DeliverPolicy, pull};
 use async_nats::jetstream::{self, consumer::Consumer};
@@ -11,31 +12,54 @@ use gad_shared::envelope::{self, EventEnvelope, headers};
 use gad_shared::topology::Topology;
 use tokio_util::sync::CancellationToken;
 
-use crate::frames::ServerFrame;
+use crate::history::StoredEvent;
 use crate::hub::Hub;
 
-/// Creates the consumer now, so events published after start-up are not missed.
+/// Creates the consumer now, so events published after start-up are not
+/// missed. Returns it with the sequence it starts after: the node's history
+/// holds every event above that one.
 pub async fn subscribe(
     js: &jetstream::Context,
     topology: &Topology,
-) -> Result<Consumer<pull::OrderedConfig>, async_nats::Error> {
-    let stream = js.get_stream(topology.events_stream()).await?;
+) -> Result<(Consumer<pull::OrderedConfig>, u64), async_nats::Error> {
+    let mut stream = js.get_stream(topology.events_stream()).await?;
+    let start = stream.info().await?.state.last_sequence;
     let consumer = stream
         .create_consumer(pull::OrderedConfig {
             filter_subject: topology.events_filter(),
-            deliver_policy: DeliverPolicy::New,
+            // An explicit start (rather than "new") makes the history's
+            // starting point exact.
+            deliver_policy: DeliverPolicy::ByStartSequence {
+                start_sequence: start + 1,
+            },
             ..Default::default()
         })
         .await?;
-    Ok(consumer)
+    Ok((consumer, start))
 }
 
-pub async fn run(
-    consumer: Consumer<pull::OrderedConfig>,
-    hub: Hub,
-    head_seq: Arc<AtomicU64>,
-    cancel: CancellationToken,
-) {
+/// The topics of an event, from its header.
+pub fn topics(msg: &async_nats::Message) -> Vec<&str> {
+    msg.headers
+        .as_ref()
+        .and_then(|h| h.get(headers::TOPICS))
+        .map(|v| v.as_str().split(',').map(str::trim).filter(|t| !t.is_empty()).collect())
+        .unwrap_or_default()
+}
+
+/// An event as stored and delivered; `None` (logged) when undecodable.
+pub fn stored(msg: &async_nats::Message, seq: u64) -> Option<StoredEvent> {
+    let event: EventEnvelope = match envelope::decode(&msg.payload, None) {
+        Ok(e) => e,
+        Err(e) => {
+            tracing::warn!(error = %e, seq, "undecodable event skipped");
+            return None;
+        }
+    };
+    Some(StoredEvent::new(seq, &event, &topics(msg), Instant::now()))
+}
+
+pub async fn run(consumer: Consumer<pull::OrderedConfig>, hub: Hub, cancel: CancellationToken) {
     let mut messages = match consumer.messages().await {
         Ok(m) => m,
         Err(e) => {
@@ -57,35 +81,8 @@ pub async fn run(
             None => break,
         };
         let seq = msg.info().map(|i| i.stream_sequence).unwrap_or(0);
-        head_seq.fetch_max(seq, Ordering::Relaxed);
-        let topics_header = msg
-            .headers
-            .as_ref()
-            .and_then(|h| h.get(headers::TOPICS))
-            .map(|v| v.as_str().to_string())
-            .unwrap_or_default();
-        let topics: Vec<&str> = topics_header
-            .split(',')
-            .map(str::trim)
-            .filter(|t| !t.is_empty())
-            .collect();
-        let event: EventEnvelope = match envelope::decode(&msg.payload, None) {
-            Ok(e) => e,
-            Err(e) => {
-                tracing::warn!(error = %e, seq, "undecodable event skipped");
-                continue;
-            }
-        };
-        hub.deliver(&topics, |topic| {
-            ServerFrame {
-                event_type: &event.event_type,
-                data: &event.data,
-                timestamp: event.timestamp,
-                message_id: event.event_id,
-                topic: Some(topic),
-                seq: Some(seq),
-            }
-            .to_text()
-        });
+        if let Some(event) = stored(&msg, seq) {
+            hub.publish(Arc::new(event));
+        }
     }
 }

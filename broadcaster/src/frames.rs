@@ -50,6 +50,7 @@ pub struct ClientFrame {
 pub mod close {
     pub const GOING_AWAY: u16 = 1001;
     pub const POLICY: u16 = 1008;
+    pub const INTERNAL: u16 = 1011;
     pub const TRY_LATER: u16 = 1013;
     pub const SLOW_CONSUMER: u16 = 4000;
     pub const HEARTBEAT_TIMEOUT: u16 = 4001;

@@ -1,87 +1,84 @@
-//! Who is subscribed to what on this node, and fan-out. Delivery only ever
-//! `try_send`s into a connection's bounded queue: a broadcast never waits on
-//! a socket, and a connection that cannot keep up is closed (4000) instead.
+//! Who is subscribed to what on this node, the node's recent history, and
+//! fan-out. Delivery only ever `try_send`s into a connection's bounded queue:
+//! a broadcast never waits on a socket, and a connection that cannot keep up
+//! is closed (4000) instead.
+//!
+//! Appending an event to the history and delivering it happen under one
+//! lock, and so does a resume's last step (its final read of the history and
+//! its subscription): an event is either replayed or delivered live, never
+//! both, never neither.
 
 use std::collections::{HashMap, HashSet};
-use std::sync::atomic::{AtomicU16, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, RwLock};
 
 use axum::extract::ws::Utf8Bytes;
-use tokio::sync::mpsc;
-use tokio_util::sync::CancellationToken;
 
-use crate::frames::close;
+use crate::history::{History, Limits, StoredEvent};
+pub use crate::queue::ConnHandle;
 
 pub type ConnId = u64;
 
-/// The sending side of one connection, held by the hub.
-#[derive(Clone)]
-pub struct ConnHandle {
-    tx: mpsc::Sender<Utf8Bytes>,
-    queued_bytes: Arc<AtomicUsize>,
-    max_bytes: usize,
-    /// Fires to make the connection close; `close_code` says why.
-    pub closing: CancellationToken,
-    pub close_code: Arc<AtomicU16>,
-    pub user_id: i64,
+/// Why a connection was refused (1013).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum OverCapacity {
+    #[error("the node is at its connection limit")]
+    Node,
+    #[error("the usuario is at its connection limit")]
+    User,
 }
 
-impl ConnHandle {
-    pub fn new(tx: mpsc::Sender<Utf8Bytes>, max_bytes: usize, user_id: i64) -> (Self, Arc<AtomicUsize>) {
-        let queued = Arc::new(AtomicUsize::new(0));
-        let handle = Self {
-            tx,
-            queued_bytes: queued.clone(),
-            max_bytes,
-            closing: CancellationToken::new(),
-            close_code: Arc::new(AtomicU16::new(1000)),
-            user_id,
-        };
-        (handle, queued)
-    }
-
-    /// Queues a frame; false (and the connection is being closed as a slow
-    /// consumer) when its queue is full by count or by bytes.
-    pub fn offer(&self, frame: Utf8Bytes) -> bool {
-        let len = frame.len();
-        if self.queued_bytes.load(Ordering::Relaxed) + len > self.max_bytes {
-            self.close(close::SLOW_CONSUMER);
-            return false;
-        }
-        match self.tx.try_send(frame) {
-            Ok(()) => {
-                self.queued_bytes.fetch_add(len, Ordering::Relaxed);
-                true
-            }
-            Err(mpsc::error::TrySendError::Full(_)) => {
-                self.close(close::SLOW_CONSUMER);
-                false
-            }
-            Err(mpsc::error::TrySendError::Closed(_)) => false,
-        }
-    }
-
-    pub fn close(&self, code: u16) {
-        if !self.closing.is_cancelled() {
-            self.close_code.store(code, Ordering::Relaxed);
-            self.closing.cancel();
-        }
-    }
+#[derive(Debug, Clone, Copy)]
+pub struct Capacity {
+    pub per_node: usize,
+    pub per_user: usize,
 }
 
-#[derive(Default)]
+struct Conn {
+    handle: ConnHandle,
+    topics: Vec<String>,
+}
+
 struct State {
-    conns: HashMap<ConnId, ConnHandle>,
-    topics: HashMap<String, HashSet<ConnId>>,
+    conns: HashMap<ConnId, Conn>,
+    per_user: HashMap<i64, usize>,
+    /// Subscribers of each topic, each with the sequence above which it gets
+    /// that topic's events (what it already has, through a resume or from
+    /// before it subscribed, is not sent again).
+    topics: HashMap<String, HashMap<ConnId, u64>>,
+    history: History,
 }
 
-#[derive(Clone, Default)]
+/// One step of a resume, decided under the hub's lock.
+pub enum ReplayStep {
+    /// These frames (oldest first), then ask again after `cursor`.
+    Frames { frames: Vec<Utf8Bytes>, cursor: u64 },
+    /// The history lacks events after `cursor` up to `upto`: read them from the stream.
+    Missing { upto: u64 },
+    /// Caught up; the connection now gets the topic live. `head`: the node's newest sequence.
+    Done { head: u64 },
+}
+
+#[derive(Clone)]
 pub struct Hub {
     state: Arc<RwLock<State>>,
     next_id: Arc<AtomicUsize>,
 }
 
 impl Hub {
+    /// A hub whose history holds every event after stream sequence `start`.
+    pub fn new(limits: Limits, start: u64) -> Self {
+        Self {
+            state: Arc::new(RwLock::new(State {
+                conns: HashMap::new(),
+                per_user: HashMap::new(),
+                topics: HashMap::new(),
+                history: History::new(limits, start),
+            })),
+            next_id: Arc::new(AtomicUsize::new(0)),
+        }
+    }
+
     pub fn len(&self) -> usize {
         self.state.read().map(|s| s.conns.len()).unwrap_or(0)
     }
@@ -90,62 +87,165 @@ impl Hub {
         self.len() == 0
     }
 
-    pub fn topic_count(&self) -> usize {
-        self.state.read().map(|s| s.topics.len()).unwrap_or(0)
+    /// Node counters for `/ws/stats`.
+    pub fn stats(&self) -> serde_json::Value {
+        let Ok(s) = self.state.read() else {
+            return serde_json::Value::Null;
+        };
+        let depths: Vec<usize> = s.conns.values().map(|c| c.handle.depth()).collect();
+        serde_json::json!({
+            "connections": s.conns.len(),
+            "users": s.per_user.len(),
+            "topics": s.topics.len(),
+            "head_seq": s.history.head(),
+            "queue_depth": {
+                "total": depths.iter().sum::<usize>(),
+                "max": depths.iter().max().copied().unwrap_or(0),
+            },
+            "history": { "events": s.history.len(), "bytes": s.history.bytes() },
+        })
     }
 
-    pub fn add(&self, handle: ConnHandle) -> ConnId {
-        let id = self.next_id.fetch_add(1, Ordering::Relaxed) as ConnId;
-        if let Ok(mut s) = self.state.write() {
-            s.conns.insert(id, handle);
+    pub fn head(&self) -> u64 {
+        self.state.read().map(|s| s.history.head()).unwrap_or(0)
+    }
+
+    /// Registers a connection unless the node or its usuario is full.
+    pub fn try_add(&self, handle: ConnHandle, capacity: Capacity) -> Result<ConnId, OverCapacity> {
+        let mut s = self.state.write().map_err(|_| OverCapacity::Node)?;
+        if s.conns.len() >= capacity.per_node {
+            return Err(OverCapacity::Node);
         }
-        id
+        let user = handle.user_id;
+        let mine = s.per_user.entry(user).or_default();
+        if *mine >= capacity.per_user {
+            return Err(OverCapacity::User);
+        }
+        *mine += 1;
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed) as ConnId;
+        s.conns.insert(
+            id,
+            Conn {
+                handle,
+                topics: Vec::new(),
+            },
+        );
+        Ok(id)
     }
 
     pub fn remove(&self, id: ConnId) {
-        if let Ok(mut s) = self.state.write() {
-            s.conns.remove(&id);
-            s.topics.retain(|_, subs| {
-                subs.remove(&id);
-                !subs.is_empty()
-            });
+        let Ok(mut s) = self.state.write() else { return };
+        let Some(conn) = s.conns.remove(&id) else { return };
+        if let Some(n) = s.per_user.get_mut(&conn.handle.user_id) {
+            *n -= 1;
+            if *n == 0 {
+                s.per_user.remove(&conn.handle.user_id);
+            }
+        }
+        for topic in &conn.topics {
+            unlink(&mut s.topics, id, topic);
         }
     }
 
-    pub fn subscribe(&self, id: ConnId, topic: &str) {
-        if let Ok(mut s) = self.state.write() {
-            s.topics.entry(topic.to_string()).or_default().insert(id);
-        }
+    /// Subscribes from now on; returns the node's head (the client's resume cursor).
+    pub fn subscribe(&self, id: ConnId, topic: &str) -> u64 {
+        let Ok(mut s) = self.state.write() else { return 0 };
+        let head = s.history.head();
+        link(&mut s, id, topic, head);
+        head
     }
 
     pub fn unsubscribe(&self, id: ConnId, topic: &str) {
-        if let Ok(mut s) = self.state.write()
-            && let Some(subs) = s.topics.get_mut(topic)
-        {
-            subs.remove(&id);
-            if subs.is_empty() {
-                s.topics.remove(topic);
-            }
+        let Ok(mut s) = self.state.write() else { return };
+        if let Some(conn) = s.conns.get_mut(&id) {
+            conn.topics.retain(|t| t != topic);
         }
+        unlink(&mut s.topics, id, topic);
     }
 
-    /// Delivers one event to every connection subscribed to any of `topics`,
-    /// once per connection; `render` makes the frame for the matched topic.
-    /// Returns how many connections it was queued for.
-    pub fn deliver(&self, topics: &[&str], mut render: impl FnMut(&str) -> Utf8Bytes) -> usize {
-        let Ok(s) = self.state.read() else { return 0 };
-        let mut seen: HashSet<ConnId> = HashSet::new();
+    /// The sequence above which connection `id` gets `topic` live, if subscribed.
+    pub fn subscribed_after(&self, id: ConnId, topic: &str) -> Option<u64> {
+        let s = self.state.read().ok()?;
+        s.topics.get(topic)?.get(&id).copied()
+    }
+
+    /// The connection's subscriptions: topic → sequence above which it gets them.
+    pub fn subscriptions(&self, id: ConnId) -> HashMap<String, u64> {
+        let Ok(s) = self.state.read() else {
+            return HashMap::new();
+        };
+        let topics = s.conns.get(&id).map(|c| c.topics.as_slice()).unwrap_or_default();
+        topics
+            .iter()
+            .filter_map(|t| Some((t.clone(), *s.topics.get(t)?.get(&id)?)))
+            .collect()
+    }
+
+    /// The next step of resuming `topic` for connection `id` from `from`
+    /// (the client's `last_seq`), having sent everything up to `cursor`.
+    /// With `until`, only events up to it are replayed and the subscription
+    /// is left as it is (the topic is live already); without, the connection
+    /// is subscribed once it has caught up.
+    pub fn replay_step(
+        &self,
+        id: ConnId,
+        topic: &str,
+        from: u64,
+        cursor: u64,
+        until: Option<u64>,
+        max: usize,
+    ) -> ReplayStep {
+        let Ok(mut s) = self.state.write() else {
+            return ReplayStep::Done { head: 0 };
+        };
+        let complete = s.history.complete_after(topic);
+        let limit = until.unwrap_or(u64::MAX);
+        if cursor < complete && cursor < limit {
+            return ReplayStep::Missing {
+                upto: complete.min(limit),
+            };
+        }
+        let events = s.history.range(topic, cursor, limit, max);
+        if let Some(last) = events.last() {
+            let cursor = last.seq;
+            let frames = events
+                .iter()
+                .filter(|e| !delivered_elsewhere(&s.topics, id, topic, e))
+                .map(|e| e.frame(topic))
+                .collect();
+            return ReplayStep::Frames { frames, cursor };
+        }
+        let head = s.history.head();
+        // The connection now has every event of the topic above `from`
+        // (replayed, or live from here): what later resumes of other topics
+        // must not send again. Nothing at or below the head is published
+        // again, so live delivery is the same as from the head; and a client
+        // from a replica ahead of this one (`from` above the head) is not
+        // sent again what it has.
+        link(&mut s, id, topic, until.map_or(from, |live| live.min(from)));
+        ReplayStep::Done { head }
+    }
+
+    /// Records the newest event and delivers it to every connection
+    /// subscribed to any of its topics, once per connection. Returns how many
+    /// connections it was queued for.
+    pub fn publish(&self, event: Arc<StoredEvent>) -> usize {
+        let Ok(mut s) = self.state.write() else { return 0 };
+        s.history.append(event.clone());
+        let s = &*s;
+        // Deduplication is only needed when the event has several topics.
+        let mut seen: Option<HashSet<ConnId>> = (event.topics.len() > 1).then(HashSet::new);
         let mut delivered = 0;
-        for topic in topics {
-            let Some(subs) = s.topics.get(*topic) else { continue };
+        for topic in event.topics.iter() {
+            let Some(subs) = s.topics.get(&**topic) else { continue };
             let mut frame: Option<Utf8Bytes> = None;
-            for id in subs {
-                if !seen.insert(*id) {
+            for (id, after) in subs {
+                if event.seq <= *after || seen.as_mut().is_some_and(|seen| !seen.insert(*id)) {
                     continue;
                 }
                 let Some(conn) = s.conns.get(id) else { continue };
-                let f = frame.get_or_insert_with(|| render(topic)).clone();
-                if conn.offer(f) {
+                let f = frame.get_or_insert_with(|| event.frame(topic)).clone();
+                if conn.handle.offer(f) {
                     delivered += 1;
                 } else {
                     metrics::counter!("websocket_broadcast_errors_total", "reason" => "slow_consumer").increment(1);
@@ -155,67 +255,56 @@ impl Hub {
         delivered
     }
 
-    /// Asks every connection to close with `code` (shutdown).
+    /// Every connection's handle (shutdown closes them one by one).
+    pub fn handles(&self) -> Vec<ConnHandle> {
+        self.state
+            .read()
+            .map(|s| s.conns.values().map(|c| c.handle.clone()).collect())
+            .unwrap_or_default()
+    }
+
+    /// Asks every connection to close with `code`.
     pub fn close_all(&self, code: u16) {
-        if let Ok(s) = self.state.read() {
-            for conn in s.conns.values() {
-                conn.close(code);
-            }
+        for handle in self.handles() {
+            handle.close(code);
         }
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn conn(hub: &Hub, capacity: usize) -> (ConnId, mpsc::Receiver<Utf8Bytes>, ConnHandle) {
-        let (tx, rx) = mpsc::channel(capacity);
-        let (handle, _) = ConnHandle::new(tx, 1 << 20, 1);
-        (hub.add(handle.clone()), rx, handle)
+fn link(s: &mut State, id: ConnId, topic: &str, after: u64) {
+    let Some(conn) = s.conns.get_mut(&id) else { return };
+    if !conn.topics.iter().any(|t| t == topic) {
+        conn.topics.push(topic.to_string());
     }
+    s.topics.entry(topic.to_string()).or_default().insert(id, after);
+}
 
-    #[test]
-    fn a_connection_on_two_matching_topics_gets_the_event_once() {
-        let hub = Hub::default();
-        let (a, mut rx_a, _) = conn(&hub, 10);
-        let (b, mut rx_b, _) = conn(&hub, 10);
-        hub.subscribe(a, "tasks");
-        hub.subscribe(a, "tasks.1");
-        hub.subscribe(b, "tasks.1");
-        assert_eq!(
-            hub.deliver(&["tasks", "tasks.1"], |t| Utf8Bytes::from(t.to_string())),
-            2
-        );
-        assert_eq!(rx_a.try_recv().ok().as_ref().map(|f| f.as_str()), Some("tasks"));
-        assert!(rx_a.try_recv().is_err());
-        assert_eq!(rx_b.try_recv().ok().as_ref().map(|f| f.as_str()), Some("tasks.1"));
-    }
-
-    #[test]
-    fn a_full_queue_closes_that_connection_as_slow_and_spares_the_others() {
-        let hub = Hub::default();
-        let (slow, _rx_slow, slow_handle) = conn(&hub, 1);
-        let (fast, mut rx_fast, fast_handle) = conn(&hub, 10);
-        hub.subscribe(slow, "alerts");
-        hub.subscribe(fast, "alerts");
-        hub.deliver(&["alerts"], |_| Utf8Bytes::from_static("1"));
-        hub.deliver(&["alerts"], |_| Utf8Bytes::from_static("2"));
-        assert!(slow_handle.closing.is_cancelled());
-        assert_eq!(slow_handle.close_code.load(Ordering::Relaxed), close::SLOW_CONSUMER);
-        assert!(!fast_handle.closing.is_cancelled());
-        assert_eq!(rx_fast.try_recv().ok().as_ref().map(|f| f.as_str()), Some("1"));
-        assert_eq!(rx_fast.try_recv().ok().as_ref().map(|f| f.as_str()), Some("2"));
-    }
-
-    #[test]
-    fn removing_a_connection_drops_its_subscriptions() {
-        let hub = Hub::default();
-        let (a, _rx, _) = conn(&hub, 10);
-        hub.subscribe(a, "jobs.x");
-        assert_eq!(hub.topic_count(), 1);
-        hub.remove(a);
-        assert_eq!(hub.topic_count(), 0);
-        assert_eq!(hub.deliver(&["jobs.x"], |_| Utf8Bytes::from_static("x")), 0);
+fn unlink(topics: &mut HashMap<String, HashMap<ConnId, u64>>, id: ConnId, topic: &str) {
+    if let Some(subs) = topics.get_mut(topic) {
+        subs.remove(&id);
+        if subs.is_empty() {
+            topics.remove(topic);
+        }
     }
 }
+
+/// Whether connection `id` got (or will get) `event` through a topic other
+/// than `topic`: it is subscribed to another of the event's topics from
+/// before the event.
+fn delivered_elsewhere(
+    topics: &HashMap<String, HashMap<ConnId, u64>>,
+    id: ConnId,
+    topic: &str,
+    event: &StoredEvent,
+) -> bool {
+    event.topics.iter().any(|t| {
+        &**t != topic
+            && topics
+                .get(&**t)
+                .and_then(|subs| subs.get(&id))
+                .is_some_and(|after| event.seq > *after)
+    })
+}
+
+#[cfg(test)]
+mod tests;

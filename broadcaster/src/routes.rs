@@ -3,16 +3,22 @@
 use axum::extract::State;
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{get, post};
 use axum::{Json, Router};
 use gad_shared::http_error::{ApiError, request_id_layer};
+use gad_shared::settings::Environment;
 use serde_json::json;
 
 use crate::state::AppState;
 use crate::ws::connection;
 
 pub fn router(state: AppState) -> Router {
-    Router::new()
+    let mut router = Router::new();
+    // The test broadcast does not exist in production (404 there).
+    if state.settings.environment != Environment::Production {
+        router = router.route("/ws/_test/broadcast", post(crate::test_broadcast::broadcast));
+    }
+    router
         .route("/ws/connect", get(connection::connect))
         .route("/ws/stats", get(stats))
         .route("/health", get(live))
@@ -58,9 +64,5 @@ async fn stats(
     if !caller.is_admin() {
         return Err(ApiError::forbidden());
     }
-    Ok(Json(json!({
-        "connections": state.hub.len(),
-        "topics": state.hub.topic_count(),
-        "head_seq": state.head_seq.load(std::sync::atomic::Ordering::Relaxed),
-    })))
+    Ok(Json(state.hub.stats()))
 }

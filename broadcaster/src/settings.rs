@@ -36,16 +36,39 @@ pub struct BroadcasterSection {
     /// Longest a write to one socket may take.
     #[serde(with = "humantime_serde")]
     pub write_deadline: Duration,
-    /// Application-level `ping` interval; two unanswered pings close the connection.
+    /// Application-level `ping` interval.
     #[serde(with = "humantime_serde")]
     pub ping_interval: Duration,
+    /// Consecutive unanswered pings after which the connection closes (4001).
+    pub missed_pongs: u32,
     /// Connections this node accepts before answering 1013.
     pub max_connections: usize,
+    /// Connections one usuario may hold on this node before 1013.
+    pub max_connections_per_user: usize,
+    /// Events kept per topic for `resume`.
+    pub history_events_per_topic: usize,
+    /// Events older than this leave the resume history.
+    #[serde(with = "humantime_serde")]
+    pub history_max_age: Duration,
+    /// Memory the resume history may use, in bytes, across all topics.
+    pub history_max_bytes: usize,
+    /// Longest a reading of `GAD_EVENTS` for a resume may wait for one
+    /// answer (stream info, or its next message).
+    #[serde(with = "humantime_serde")]
+    pub resume_read_timeout: Duration,
+    /// Longest one `resume` may take, stream reading and catching up with
+    /// live events included; past it the connection closes as slow (4000).
+    #[serde(with = "humantime_serde")]
+    pub resume_timeout: Duration,
     /// Largest client frame accepted.
     pub max_client_frame_bytes: usize,
     /// Time given to close connections after SIGTERM.
     #[serde(with = "humantime_serde")]
     pub shutdown_grace: Duration,
+    /// Closes after SIGTERM are spread evenly over this span, so clients do
+    /// not all reconnect elsewhere at once; keep it below `shutdown_grace`.
+    #[serde(with = "humantime_serde")]
+    pub drain_spread: Duration,
 }
 
 impl Default for BroadcasterSection {
@@ -57,9 +80,17 @@ impl Default for BroadcasterSection {
             queue_bytes: 1 << 20,
             write_deadline: Duration::from_secs(5),
             ping_interval: Duration::from_secs(15),
+            missed_pongs: 2,
             max_connections: 10_000,
+            max_connections_per_user: 10,
+            history_events_per_topic: 10_000,
+            history_max_age: Duration::from_secs(15 * 60),
+            history_max_bytes: 256 << 20,
+            resume_read_timeout: Duration::from_secs(5),
+            resume_timeout: Duration::from_secs(30),
             max_client_frame_bytes: 16 * 1024,
             shutdown_grace: Duration::from_secs(35),
+            drain_spread: Duration::from_secs(30),
         }
     }
 }

@@ -1,10 +1,10 @@
 //! What the broadcaster's handlers can reach.
 
 use std::sync::Arc;
-use std::sync::atomic::AtomicU64;
 
-use async_nats::jetstream::kv;
+use async_nats::jetstream::{self, kv};
 use gad_shared::auth::TokenVerifier;
+use gad_shared::topology::Topology;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
@@ -22,8 +22,10 @@ pub struct AppState {
     pub db: sqlx::PgPool,
     /// Current job statuses, for the frame sent on subscribing to `jobs.{id}`.
     pub job_status: kv::Store,
-    /// Stream sequence of the newest event seen: the `seq` a subscriber may resume from.
-    pub head_seq: Arc<AtomicU64>,
+    /// Reading `GAD_EVENTS` for resumes from further back than the history,
+    /// and publishing the test broadcast.
+    pub js: jetstream::Context,
+    pub topology: Topology,
     /// Connection tasks, so shutdown can wait for their closes.
     pub connections: TaskTracker,
     pub draining: CancellationToken,

@@ -7,6 +7,9 @@
 //! - [`database`]: the seeded template database and one clone per test.
 //! - [`isolation`]: a test's database, NATS prefixes and JWT secret.
 //! - [`workers`], [`ingress`], [`broadcaster`]: starting each service.
+//! - [`board`], [`broadcaster_process`]: the WebSocket board alone, its
+//!   broadcasters in this process or as OS processes, events published by
+//!   the test.
 //! - [`app`], [`tasks`], [`cleanup`]: the running app, its service tasks,
 //!   and removing everything the test created.
 //! - [`users`], [`client`], [`websocket`]: seeded logins with tokens, HTTP
@@ -20,7 +23,9 @@
 
 pub mod app;
 pub mod binaries;
+pub mod board;
 pub mod broadcaster;
+pub mod broadcaster_process;
 pub mod cleanup;
 pub mod client;
 pub mod database;

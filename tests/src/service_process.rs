@@ -63,7 +63,7 @@ impl Config {
         self
     }
 
-    fn render(&self) -> String {
+    pub(crate) fn render(&self) -> String {
         let mut out = String::new();
         // Top-level keys must come before any table.
         if let Some(top) = self.sections.get("") {

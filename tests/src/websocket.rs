@@ -30,6 +30,62 @@ impl WsClient {
         })
     }
 
+    /// [`WsClient::connect`] over a socket whose receive buffer is `bytes`
+    /// (the kernel may round it up): a client that stops reading fills it
+    /// soon, so the server sees a slow consumer without megabytes in flight.
+    pub async fn connect_with_receive_buffer(url: &str, bytes: u32) -> anyhow::Result<Self> {
+        let uri: tokio_tungstenite::tungstenite::http::Uri = url.parse().context("parsing the URL")?;
+        let host = uri.host().context("URL without a host")?;
+        let port = uri.port_u16().context("URL without a port")?;
+        let addr = tokio::net::lookup_host((host, port))
+            .await?
+            .next()
+            .context("host did not resolve")?;
+        let socket = if addr.is_ipv4() {
+            tokio::net::TcpSocket::new_v4()?
+        } else {
+            tokio::net::TcpSocket::new_v6()?
+        };
+        socket.set_recv_buffer_size(bytes)?;
+        let stream = socket.connect(addr).await.context("connecting")?;
+        let (socket, _response) = tokio::time::timeout(
+            Duration::from_secs(5),
+            tokio_tungstenite::client_async(url, MaybeTlsStream::Plain(stream)),
+        )
+        .await
+        .context("WebSocket handshake timed out")?
+        .context("WebSocket handshake")?;
+        Ok(Self {
+            socket,
+            pending: VecDeque::new(),
+        })
+    }
+
+    /// Sends `resume {topic, last_seq}`.
+    pub async fn resume(&mut self, topic: &str, last_seq: u64) -> anyhow::Result<()> {
+        self.send_json(&json!({ "event_type": "resume", "data": { "topic": topic, "last_seq": last_seq } }))
+            .await
+    }
+
+    /// Every frame (buffered, then read) until the server closes, and its
+    /// close code (`None`: the connection dropped without one); fails if the
+    /// connection is still open after `within`.
+    pub async fn read_until_close(&mut self, within: Duration) -> anyhow::Result<(Vec<Value>, Option<u16>)> {
+        let deadline = tokio::time::Instant::now() + within;
+        let mut frames: Vec<Value> = self.pending.drain(..).collect();
+        loop {
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            match tokio::time::timeout(left, self.socket.next()).await {
+                Err(_) => bail!("still open after {within:?} ({} frames read)", frames.len()),
+                Ok(None) | Ok(Some(Err(_))) => return Ok((frames, None)),
+                Ok(Some(Ok(Message::Close(frame)))) => return Ok((frames, frame.map(|f| u16::from(f.code)))),
+                Ok(Some(Ok(Message::Text(text)))) => frames
+                    .push(serde_json::from_str(text.as_str()).with_context(|| format!("frame is not JSON: {text}"))?),
+                Ok(Some(Ok(_))) => {}
+            }
+        }
+    }
+
     /// Sends one client frame as JSON text.
     pub async fn send_json(&mut self, frame: &Value) -> anyhow::Result<()> {
         self.socket

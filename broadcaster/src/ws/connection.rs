@@ -3,7 +3,6 @@
 //! writer task drains the connection's bounded queue.
 
 use std::collections::HashMap;
-use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgrade};
@@ -16,8 +15,9 @@ use serde_json::json;
 use tokio::sync::mpsc;
 
 use crate::frames::{self, ClientFrame, ServerFrame, close};
-use crate::hub::{ConnHandle, ConnId};
+use crate::hub::{Capacity, ConnHandle, ConnId};
 use crate::state::AppState;
+use crate::ws::resume::{self, ResumeError};
 use crate::ws::topics::{Decision, authorize};
 use crate::ws::writer;
 
@@ -49,7 +49,11 @@ pub async fn connect(
         // Idle connections are the common case: keep their buffers small.
         .read_buffer_size(8 * 1024)
         .write_buffer_size(16 * 1024)
-        .on_upgrade(move |socket| serve(socket, state, auth, token))
+        .on_upgrade(move |socket| {
+            // Tracked, so shutdown can wait for the closes it asked for.
+            let connections = state.connections.clone();
+            connections.track_future(serve(socket, state, auth, token))
+        })
 }
 
 async fn reject(mut socket: WebSocket, code: u16, reason: &'static str) {
@@ -67,12 +71,22 @@ async fn serve(socket: WebSocket, state: AppState, auth: Result<Caller, AuthErro
         Err(_) => return reject(socket, close::POLICY, "invalid_token").await,
     };
     let cfg = state.settings.broadcaster.clone();
-    if state.draining.is_cancelled() || state.hub.len() >= cfg.max_connections {
-        return reject(socket, close::TRY_LATER, "over_capacity").await;
+    if state.draining.is_cancelled() {
+        return reject(socket, close::TRY_LATER, "draining").await;
     }
     let (tx, rx) = mpsc::channel(cfg.queue_frames);
-    let (handle, queued) = ConnHandle::new(tx, cfg.queue_bytes, caller.user_id);
-    let id = state.hub.add(handle.clone());
+    let handle = ConnHandle::new(tx, cfg.queue_bytes, caller.user_id);
+    let capacity = Capacity {
+        per_node: cfg.max_connections,
+        per_user: cfg.max_connections_per_user,
+    };
+    let id = match state.hub.try_add(handle.clone(), capacity) {
+        Ok(id) => id,
+        Err(e) => {
+            tracing::debug!(reason = %e, "connection refused");
+            return reject(socket, close::TRY_LATER, "over_capacity").await;
+        }
+    };
     let own = format!("user.{}", caller.user_id);
     state.hub.subscribe(id, &own);
     metrics::gauge!("websocket_connections_active").increment(1.0);
@@ -86,11 +100,15 @@ async fn serve(socket: WebSocket, state: AppState, auth: Result<Caller, AuthErro
             "nivel": caller.nivel,
             "heartbeat_interval_s": cfg.ping_interval.as_secs(),
             "subscribed": [own],
-            "resume": { "supported": true, "retention_events": 10000, "retention_s": 900 },
+            "resume": {
+                "supported": true,
+                "retention_events": cfg.history_events_per_topic,
+                "retention_s": cfg.history_max_age.as_secs(),
+            },
         }),
     ));
     let (sink, stream) = socket.split();
-    let writer = tokio::spawn(writer::run(sink, rx, queued, handle.clone(), cfg.write_deadline));
+    let writer = tokio::spawn(writer::run(sink, rx, handle.clone(), cfg.write_deadline));
     let mut conn = Conn {
         id,
         caller,
@@ -100,7 +118,7 @@ async fn serve(socket: WebSocket, state: AppState, auth: Result<Caller, AuthErro
         missed_pongs: 0,
         invalid: Vec::new(),
     };
-    conn.read_loop(stream, cfg.ping_interval).await;
+    conn.read_loop(stream, cfg.ping_interval, cfg.missed_pongs).await;
     state.hub.remove(id);
     metrics::gauge!("websocket_connections_active").decrement(1.0);
     let _ = writer.await;
@@ -124,7 +142,12 @@ struct Conn {
 }
 
 impl Conn {
-    async fn read_loop(&mut self, mut stream: futures::stream::SplitStream<WebSocket>, ping_every: Duration) {
+    async fn read_loop(
+        &mut self,
+        mut stream: futures::stream::SplitStream<WebSocket>,
+        ping_every: Duration,
+        max_missed: u32,
+    ) {
         let mut ping = tokio::time::interval_at(tokio::time::Instant::now() + ping_every, ping_every);
         let mut revocation = tokio::time::interval_at(tokio::time::Instant::now() + REVOCATION_CHECK, REVOCATION_CHECK);
         loop {
@@ -133,7 +156,7 @@ impl Conn {
             tokio::select! {
                 _ = self.handle.closing.cancelled() => break,
                 _ = ping.tick() => {
-                    if self.missed_pongs >= 2 {
+                    if self.missed_pongs >= max_missed {
                         self.handle.close(close::HEARTBEAT_TIMEOUT);
                         break;
                     }
@@ -198,17 +221,7 @@ impl Conn {
             }
             "pong" => self.missed_pongs = 0,
             "auth" => self.renew(&frame.data),
-            "resume" => {
-                // No retained history on this node yet: the client reloads over HTTP.
-                let topic = frame
-                    .data
-                    .get("topic")
-                    .and_then(|t| t.as_str())
-                    .unwrap_or_default()
-                    .to_string();
-                metrics::counter!("ws_resume_total", "outcome" => "resync").increment(1);
-                self.handle.offer(frames::control("error", json!({ "error": "resync_required", "message": "history not retained; reload and subscribe again", "topic": topic })));
-            }
+            "resume" => self.resume(&frame.data).await,
             "ack" => {}
             _ => self.invalid_frame("unknown event_type"),
         }
@@ -219,17 +232,16 @@ impl Conn {
         if topics.is_empty() || topics.len() > MAX_TOPICS_PER_REQUEST {
             return self.invalid_frame("subscribe takes 1 to 100 topics");
         }
-        let seq = self.state.head_seq.load(Ordering::Relaxed);
         let (mut granted, mut denied, mut current) = (Vec::new(), Vec::new(), Vec::new());
         for topic in topics {
             match authorize(&self.state, &self.caller, &topic).await {
                 Decision::Allow => {
-                    self.state.hub.subscribe(self.id, &topic);
+                    let seq = self.state.hub.subscribe(self.id, &topic);
                     granted.push(json!({ "topic": topic, "seq": seq }));
                 }
                 Decision::AllowJob(record) => {
                     // Subscribed before the status is sent, so no update falls in between.
-                    self.state.hub.subscribe(self.id, &topic);
+                    let seq = self.state.hub.subscribe(self.id, &topic);
                     granted.push(json!({ "topic": topic, "seq": seq }));
                     current.push((topic, record));
                 }
@@ -251,6 +263,43 @@ impl Conn {
                 seq: None,
             };
             self.handle.offer(frame.to_text());
+        }
+    }
+
+    /// `resume {topic, last_seq}`: the topic's events after `last_seq`, then
+    /// `subscribed`; `resync_required` when the gap is beyond retention.
+    async fn resume(&mut self, data: &serde_json::Value) {
+        let topic = data.get("topic").and_then(|t| t.as_str()).map(str::to_string);
+        let last_seq = data.get("last_seq").and_then(|s| s.as_u64());
+        let (Some(topic), Some(last_seq)) = (topic, last_seq) else {
+            return self.invalid_frame("resume takes {topic, last_seq}");
+        };
+        if let Decision::Deny(reason) = authorize(&self.state, &self.caller, &topic).await {
+            self.handle.offer(frames::control(
+                "subscribed",
+                json!({ "topics": [], "denied": [{ "topic": topic, "reason": reason }] }),
+            ));
+            return;
+        }
+        match resume::resume(&self.state, self.id, &self.handle, &topic, last_seq).await {
+            Ok(seq) => {
+                self.handle.offer(frames::control(
+                    "subscribed",
+                    json!({ "topics": [{ "topic": topic, "seq": seq }], "denied": [] }),
+                ));
+            }
+            Err(ResumeError::Resync(_)) => {
+                self.handle.offer(frames::control(
+                    "error",
+                    json!({ "error": "resync_required", "message": "events after last_seq are no longer retained; reload and subscribe again", "topic": topic }),
+                ));
+            }
+            Err(ResumeError::SlowConsumer) => self.handle.close(close::SLOW_CONSUMER),
+            Err(ResumeError::Stream(e)) => {
+                // The client reconnects with backoff and resumes again.
+                tracing::warn!(error = %e, topic, "resume could not read GAD_EVENTS");
+                self.handle.close(close::INTERNAL);
+            }
         }
     }
 

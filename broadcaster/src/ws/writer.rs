@@ -2,8 +2,7 @@
 //! It writes every frame already queued, then flushes once (one syscall for a
 //! burst), each batch under the write deadline.
 
-use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket};
@@ -20,7 +19,6 @@ const MAX_BATCH: usize = 256;
 pub async fn run(
     mut sink: SplitSink<WebSocket, Message>,
     mut rx: mpsc::Receiver<Utf8Bytes>,
-    queued_bytes: Arc<AtomicUsize>,
     handle: ConnHandle,
     deadline: Duration,
 ) {
@@ -41,9 +39,7 @@ pub async fn run(
             sink.flush().await
         };
         match tokio::time::timeout(deadline, write).await {
-            Ok(Ok(())) => {
-                queued_bytes.fetch_sub(bytes, Ordering::Relaxed);
-            }
+            Ok(Ok(())) => handle.written(bytes),
             Ok(Err(_)) => {
                 handle.close(1000);
                 return;
@@ -70,6 +66,7 @@ fn reason(code: u16) -> &'static str {
         close::GOING_AWAY => "draining",
         close::TRY_LATER => "over_capacity",
         close::POLICY => "policy_violation",
+        close::INTERNAL => "internal_error",
         _ => "",
     }
 }

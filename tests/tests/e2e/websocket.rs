@@ -1,2 +1,6 @@
 //! The WebSocket board (§8) from a client's side: resume, slow consumers,
-//! replicas, heartbeats and capacity.
+//! replicas, heartbeats and capacity. Each test runs the broadcaster alone
+//! against its own streams and publishes events itself, as the workers do.
+
+mod resume;
+mod support;
