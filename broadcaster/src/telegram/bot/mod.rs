@@ -10,6 +10,7 @@
 //! - [`stats`]: `/estadisticas`, the usuario's figures of the last 30 days.
 //! - [`answer`]: Aceptar / Rechazar on an assignment notification.
 //! - [`location`]: location and live-location messages, as the unit's position.
+//! - [`menu`]: the commands, registered as Telegram's command menu.
 //! - [`jobs`]: submitting a job and waiting for its outcome.
 //! - [`texts`]: what the bot says.
 
@@ -19,6 +20,7 @@ pub mod history;
 pub mod jobs;
 pub mod link;
 pub mod location;
+pub mod menu;
 pub mod stats;
 pub mod texts;
 pub mod webhook;
@@ -77,6 +79,7 @@ pub async fn run(ctx: BotContext, cancel: CancellationToken) {
     if let Err(e) = call(&ctx, ctx.bot.delete_webhook().send()).await {
         tracing::warn!(error = %e, "telegram deleteWebhook failed");
     }
+    menu::register(&ctx).await;
     let poll_secs = ctx.settings.poll_timeout.as_secs().min(u64::from(u32::MAX)) as u32;
     let mut offset: i32 = 0;
     let mut failures: u32 = 0;

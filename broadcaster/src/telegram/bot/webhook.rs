@@ -49,6 +49,7 @@ pub async fn consumer(
 /// stored updates until `cancel`.
 pub async fn run(ctx: BotContext, consumer: Consumer, cancel: CancellationToken) {
     register(&ctx, &cancel).await;
+    super::menu::register(&ctx).await;
     let mut failures: u32 = 0;
     while !cancel.is_cancelled() {
         let messages = tokio::select! {

@@ -1,14 +1,15 @@
 //! The §9.2 commands beyond the wizard and `/finalizar`, through teloxide
 //! and the fake Bot API: `/ayuda` lists them, `/historial` pages the
 //! usuario's own tasks (◀ ▶ Cerrar, filters), `/estadisticas` shows the
-//! figures `GET /api/v1/stats/user/{me}?days=30` answers.
+//! figures `GET /api/v1/stats/user/{me}?days=30` answers, every command is in
+//! Telegram's command menu, and `/cancelar` leaves the `/crear` wizard.
 
 use gad_e2e::TestApp;
 use gad_e2e::spawn_app_with_telegram;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
-use super::support::{callback_data, fake_of, fresh_chat, reply, to_chat};
+use super::support::{STEP, callback_data, fake_of, fresh_chat, reply, to_chat};
 
 /// Creates a task delegated to `delegado` (as the supervisor); its id.
 async fn task(app: &TestApp, delegado: i64, codigo: &str) -> anyhow::Result<i64> {
@@ -176,5 +177,73 @@ async fn historial_pages_own_tasks_and_estadisticas_match_the_api() -> anyhow::R
         assert!(text.contains(&line), "{line:?} in {text}");
     }
     assert!(api["completadas"].as_i64() >= Some(1), "{api}");
+    app.stop().await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_menu_lists_every_command_and_cancelar_leaves_the_wizard() -> anyhow::Result<()> {
+    let app = spawn_app_with_telegram().await?;
+    let fake = fake_of(&app).await?;
+
+    // Registered as Telegram's command menu at start.
+    let calls = fake
+        .wait_for(STEP, |calls| {
+            calls.iter().any(|c| c.method == "setMyCommands" && c.ok())
+        })
+        .await?;
+    let registered: Vec<String> = calls
+        .iter()
+        .filter(|c| c.method == "setMyCommands")
+        .flat_map(|c| c.body["commands"].as_array().cloned().unwrap_or_default())
+        .filter_map(|c| c["command"].as_str().map(str::to_string))
+        .collect();
+    for command in [
+        "start",
+        "ayuda",
+        "help",
+        "crear",
+        "finalizar",
+        "historial",
+        "estadisticas",
+        "cancelar",
+    ] {
+        assert!(
+            registered.iter().any(|r| r == command),
+            "{command} not in {registered:?}"
+        );
+    }
+
+    let chat = fresh_chat();
+    sqlx::query("UPDATE usuarios SET telegram_id = $2 WHERE id = $1")
+        .bind(app.efectivo.id)
+        .bind(chat)
+        .execute(&app.db)
+        .await?;
+    let n = to_chat(fake, chat);
+    fake.push_text(chat, "/help");
+    reply(fake, chat, n, "Comandos disponibles").await?;
+
+    // /cancelar in the middle of /crear: the wizard's state is gone.
+    let n = to_chat(fake, chat);
+    fake.push_text(chat, "/crear");
+    let step1 = reply(fake, chat, n, "Paso 1/7").await?;
+    let n = to_chat(fake, chat);
+    fake.push_callback(chat, step1.message_id.unwrap_or(1), "w:tipo:patrullaje");
+    reply(fake, chat, n, "Paso 2/7").await?;
+    let n = to_chat(fake, chat);
+    fake.push_text(chat, "/cancelar");
+    reply(fake, chat, n, "Operación cancelada").await?;
+    let n = to_chat(fake, chat);
+    fake.push_text(chat, "CAN-001");
+    reply(fake, chat, n, "No hay ninguna operación en curso").await?;
+    let n = to_chat(fake, chat);
+    fake.push_callback(chat, step1.message_id.unwrap_or(1), "w:tipo:patrullaje");
+    fake.wait_for(STEP, |calls| {
+        calls
+            .iter()
+            .any(|c| c.method == "answerCallbackQuery" && c.body["text"] == "Esta acción ya no está vigente")
+    })
+    .await?;
+    assert_eq!(to_chat(fake, chat), n, "a stale wizard button sends nothing");
     app.stop().await
 }
