@@ -16,6 +16,10 @@
 # on exit stops the three and deletes the BENCH_ streams and buckets.
 #
 # Options (environment):
+#   BENCH_TOOL=bench_pipeline  the load: bench_pipeline (issue 2/4/6 figures, phases below) or
+#                              bench_domain (issue 3: 1 emergency dispatches/s at
+#                              BENCH_EMERGENCY_CLIENTS=32, 2 mixed workload at BENCH_MIXED_RATES;
+#                              workers [geo,tasks,emergency]; reseed (no BENCH_SKIP_SEED) before it)
 #   BENCH_DURATION_S=20        measured seconds of phases 1 and 2
 #   BENCH_SKIP_SEED=1          reuse an already seeded gad_bench (its jobs table is emptied)
 #   BENCH_SKIP_BUILD=1         use the release binaries as they are
@@ -65,7 +69,12 @@ BENCH_SEED_PASSWORD="${BENCH_SEED_PASSWORD:-bench-only-password-1}"
 BENCH_GEO_CONCURRENCY="${BENCH_GEO_CONCURRENCY:-64}"
 BENCH_GEO_MAX_ACK_PENDING="${BENCH_GEO_MAX_ACK_PENDING:-1024}"
 BENCH_POOL_SIZE="${BENCH_POOL_SIZE:-10}"
-BENCH_WORKER_GROUPS="${BENCH_WORKER_GROUPS:-[geo]}"
+BENCH_TOOL="${BENCH_TOOL:-bench_pipeline}"
+case "$BENCH_TOOL" in
+    bench_pipeline) BENCH_WORKER_GROUPS="${BENCH_WORKER_GROUPS:-[geo]}" ;;
+    bench_domain) BENCH_WORKER_GROUPS="${BENCH_WORKER_GROUPS:-[geo,tasks,emergency]}" ;;
+    *) printf 'BENCH_TOOL=%s: bench_pipeline or bench_domain\n' "$BENCH_TOOL" >&2; exit 2 ;;
+esac
 BENCH_KEEP_RUNNING="${BENCH_KEEP_RUNNING:-0}"
 BENCH_NICE="${BENCH_NICE:-0}"
 BENCH_OWN_NATS="${BENCH_OWN_NATS:-0}"
@@ -393,7 +402,7 @@ for name in "${NAMES[@]}"; do
 done
 if pid="$(live_pid nats-server)"; then cpu_args+=(--cpu-pid "nats (own)=$pid"); fi
 
-banner "bench_pipeline"
+banner "$BENCH_TOOL"
 result="$BENCH_DIR/result-$(date +%Y%m%d-%H%M%S).txt"
 {
     printf 'GAD bench %s, commit %s%s, %s cores, %s\n' "$(date '+%F %T')" \
@@ -406,7 +415,11 @@ result="$BENCH_DIR/result-$(date +%Y%m%d-%H%M%S).txt"
     if [ -n "$BENCH_PG_SYNC_COMMIT" ]; then printf 'experiment: synchronous_commit = %s\n' "$BENCH_PG_SYNC_COMMIT"; fi
 } | tee "$result"
 bench_rc=0
-nice -n "$BENCH_NICE" "$BIN/bench_pipeline" --ingress-url "http://$INGRESS_ADDR" "${cpu_args[@]}" 2>&1 | tee -a "$result" || bench_rc=$?
+case "$BENCH_TOOL" in
+    bench_pipeline) tool_args=(--ingress-url "http://$INGRESS_ADDR" "${cpu_args[@]}") ;;
+    bench_domain) tool_args=(--ingress-url "http://$INGRESS_ADDR") ;;
+esac
+nice -n "$BENCH_NICE" "$BIN/$BENCH_TOOL" "${tool_args[@]}" 2>&1 | tee -a "$result" || bench_rc=$?
 for name in "${NAMES[@]}"; do
     n="$(grep -c -E 'WARN|ERROR' "$BENCH_DIR/$name.log" || true)"
     if [ "$n" -gt 0 ]; then
