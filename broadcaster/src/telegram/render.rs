@@ -6,8 +6,11 @@ use serde_json::Value;
 use teloxide::types::{InlineKeyboardButton, InlineKeyboardMarkup};
 use uuid::Uuid;
 
-/// Telegram's longest message text; longer ones are cut at a character boundary.
-pub const MAX_TEXT_CHARS: usize = 4096;
+use super::split::truncate_html;
+
+/// Telegram's longest message text; longer plain texts are cut at a
+/// character boundary, longer HTML at the end of its first valid part.
+pub const MAX_TEXT_CHARS: usize = super::split::MAX_MESSAGE_CHARS;
 
 /// Escapes the three characters Telegram's HTML parse mode requires escaped.
 pub fn escape_html(text: &str) -> String {
@@ -61,7 +64,9 @@ pub fn render(notification_id: Uuid, payload: &Value) -> Rendered {
         })
         .collect();
     Rendered {
-        html: truncate(html),
+        // One notification is one message (its id and buttons are one
+        // Telegram message's): a longer text loses its end, never an entity.
+        html: truncate_html(&html, MAX_TEXT_CHARS),
         plain: truncate(plain),
         keyboard: (!buttons.is_empty()).then(|| InlineKeyboardMarkup::new([buttons])),
     }
@@ -107,5 +112,13 @@ mod tests {
     fn long_texts_are_cut_at_a_character_boundary() {
         let r = render(Uuid::nil(), &json!({ "text": "ñ".repeat(5000) }));
         assert_eq!(r.plain.chars().count(), MAX_TEXT_CHARS);
+    }
+
+    #[test]
+    fn long_html_is_cut_between_entities_not_inside_one() {
+        let r = render(Uuid::nil(), &json!({ "title": "T", "text": "<&>".repeat(2000) }));
+        assert!(r.html.starts_with("<b>T</b>\n&lt;&amp;&gt;"));
+        assert!(r.html.ends_with("&lt;") || r.html.ends_with("&amp;") || r.html.ends_with("&gt;"));
+        assert!(r.html.len() > MAX_TEXT_CHARS, "markup does not count against the limit");
     }
 }

@@ -2,8 +2,8 @@
 //! over 4096 characters are split). Parts break at line ends when they can,
 //! never inside a tag or an entity, and each part is valid HTML on its own:
 //! tags still open at a break are closed there and reopened in the next part.
-//! Lengths count the markup too, so a part is never over the limit however
-//! Telegram counts it.
+//! Lengths are counted as Telegram counts them: the text after entity
+//! parsing, in UTF-16 code units (a tag counts nothing, `&amp;` one).
 
 /// Telegram's longest message text.
 pub const MAX_MESSAGE_CHARS: usize = 4096;
@@ -17,16 +17,20 @@ enum Atom<'a> {
 }
 
 impl Atom<'_> {
+    /// What the atom adds to the message's length once Telegram parses it.
     fn len(&self) -> usize {
         match self {
-            Atom::Text(s) | Atom::Open { raw: s, .. } | Atom::Close { raw: s } => s.chars().count(),
+            Atom::Text(s) if s.len() > 1 && s.starts_with('&') => 1,
+            Atom::Text(s) => s.encode_utf16().count(),
+            Atom::Open { .. } | Atom::Close { .. } => 0,
         }
     }
 }
 
 /// `html` in parts of at most `limit` characters (one part when it fits).
 pub fn split_html(html: &str, limit: usize) -> Vec<String> {
-    if html.chars().count() <= limit {
+    let atoms = lines(html);
+    if atoms.iter().flatten().map(Atom::len).sum::<usize>() <= limit {
         return vec![html.to_string()];
     }
     let mut parts = Parts {
@@ -36,9 +40,9 @@ pub fn split_html(html: &str, limit: usize) -> Vec<String> {
         len: 0,
         open: Vec::new(),
     };
-    for line in lines(html) {
+    for line in atoms {
         let width: usize = line.iter().map(Atom::len).sum();
-        if parts.len + width + parts.closing_len() > limit && parts.has_text() {
+        if parts.len + width > limit && parts.has_text() {
             parts.flush();
         }
         for atom in line {
@@ -48,33 +52,43 @@ pub fn split_html(html: &str, limit: usize) -> Vec<String> {
     parts.finish()
 }
 
+/// The longest prefix of `html` within `limit`, cut between atoms (not at a
+/// line end) with its open tags closed: for texts that must stay one message.
+pub fn truncate_html(html: &str, limit: usize) -> String {
+    let mut parts = Parts {
+        limit,
+        done: Vec::new(),
+        current: String::new(),
+        len: 0,
+        open: Vec::new(),
+    };
+    for atom in lines(html).into_iter().flatten() {
+        parts.push(atom);
+        if !parts.done.is_empty() {
+            break;
+        }
+    }
+    parts.finish().into_iter().next().unwrap_or_default()
+}
+
 struct Parts<'a> {
     limit: usize,
     done: Vec<String>,
     current: String,
+    /// Parsed length of `current`.
     len: usize,
     /// Tags open at this point: (name, the opening tag as written).
     open: Vec<(&'a str, &'a str)>,
 }
 
 impl<'a> Parts<'a> {
-    fn closing_len(&self) -> usize {
-        self.open.iter().map(|(name, _)| name.chars().count() + 3).sum()
-    }
-
-    /// Whether the part holds more than the tags reopened at its start.
+    /// Whether the part holds any text (besides tags reopened at its start).
     fn has_text(&self) -> bool {
-        self.len > self.open.iter().map(|(_, raw)| raw.chars().count()).sum::<usize>()
+        self.len > 0
     }
 
     fn push(&mut self, atom: Atom<'a>) {
-        let room_needed = atom.len()
-            + self.closing_len()
-            + match atom {
-                Atom::Open { name, .. } => name.chars().count() + 3,
-                _ => 0,
-            };
-        if self.len + room_needed > self.limit && self.has_text() {
+        if self.len + atom.len() > self.limit && self.has_text() {
             self.flush();
         }
         match atom {
@@ -104,7 +118,6 @@ impl<'a> Parts<'a> {
         self.len = 0;
         for (_, raw) in &self.open {
             self.current.push_str(raw);
-            self.len += raw.chars().count();
         }
     }
 
@@ -177,6 +190,11 @@ mod tests {
         stack.is_empty()
     }
 
+    /// Length as Telegram counts it.
+    fn parsed_len(html: &str) -> usize {
+        lines(html).iter().flatten().map(Atom::len).sum()
+    }
+
     fn text_of(html: &str) -> String {
         lines(html)
             .into_iter()
@@ -198,7 +216,7 @@ mod tests {
         let line = "x".repeat(30);
         let html = [line.as_str(); 10].join("\n");
         let parts = split_html(&html, 100);
-        assert!(parts.iter().all(|p| p.chars().count() <= 100), "{parts:?}");
+        assert!(parts.iter().all(|p| parsed_len(p) <= 100), "{parts:?}");
         assert!(parts.iter().all(|p| p.split('\n').all(|l| l == line)), "{parts:?}");
         assert_eq!(parts.concat().replace('\n', ""), html.replace('\n', ""));
     }
@@ -209,7 +227,7 @@ mod tests {
         let parts = split_html(&html, 64);
         assert!(parts.len() > 2);
         for p in &parts {
-            assert!(p.chars().count() <= 64, "{p}");
+            assert!(parsed_len(p) <= 64, "{p}");
             assert!(balanced(p), "unbalanced: {p}");
         }
         assert_eq!(text_of(&parts.concat()), text_of(&html));
@@ -230,5 +248,16 @@ mod tests {
                 .all(|p| p.starts_with("<a href=\"https://t.me/x\">") && p.ends_with("</a>"))
         );
         assert_eq!(text_of(&parts.concat()), "y".repeat(100));
+    }
+
+    #[test]
+    fn markup_does_not_count_towards_the_limit() {
+        // 4,000 characters of text, 20,000 of HTML: one message for Telegram.
+        let html = "&amp;".repeat(2000) + &"<b>x</b>".repeat(2000);
+        assert_eq!(split_html(&html, MAX_MESSAGE_CHARS), [html.clone()]);
+        // An emoji is two UTF-16 code units.
+        let parts = split_html(&"📍".repeat(3000), MAX_MESSAGE_CHARS);
+        assert_eq!(parts.len(), 2);
+        assert!(parts.iter().all(|p| parsed_len(p) <= MAX_MESSAGE_CHARS));
     }
 }
