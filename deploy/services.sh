@@ -226,6 +226,17 @@ pg_start_project_cluster() {
 listen_addresses = '127.0.0.1'
 unix_socket_directories = ''
 EOF
+        # TLS as Debian's own clusters serve it (a self-signed certificate), so
+        # clients here can be checked to verify what the server presents.
+        command -v openssl >/dev/null 2>&1 || apt_install openssl
+        if as_pg openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes \
+            -keyout "$PG_DATA/server.key" -out "$PG_DATA/server.crt" -days 3650 -subj /CN=127.0.0.1 \
+            >>"$LOCAL/pg-initdb.log" 2>&1; then
+            chmod 600 "$PG_DATA/server.key"
+            printf 'ssl = on\n' >>"$PG_DATA/postgresql.conf"
+        else
+            log "PostgreSQL: no certificate made (see $LOCAL/pg-initdb.log); the cluster serves no TLS"
+        fi
     fi
 
     if ! port_open 5432; then port=5432
@@ -445,6 +456,13 @@ ensure_schemathesis() {
     "$SCHEMATHESIS_BIN" --version >/dev/null 2>&1 || die "schemathesis: $SCHEMATHESIS_BIN missing after pip install"
 }
 
+# The dependency-TLS tests (tests/tests/e2e/tls.rs) make certificates with
+# openssl and start a TLS-only redis-server of their own.
+ensure_tls_test_tools() {
+    command -v openssl >/dev/null 2>&1 || apt_install openssl
+    command -v redis-server >/dev/null 2>&1 || apt_install redis-server
+}
+
 ensure_nats_bin() {
     local v py
     v="$(nats_bin_version || true)"
@@ -564,6 +582,7 @@ cmd_up() {
     # this binary, even when a running server is reused.
     ensure_nats_bin
     ensure_schemathesis
+    ensure_tls_test_tools
     write_env
     log "wrote $ENV_FILE"
     cat "$ENV_FILE"

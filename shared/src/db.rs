@@ -1,10 +1,9 @@
 //! PostgreSQL pools and the migration chain.
 
-use std::str::FromStr;
 use std::time::Duration;
 
 use sqlx::PgPool;
-use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::postgres::PgPoolOptions;
 
 use crate::settings::PostgresSettings;
 
@@ -14,7 +13,8 @@ pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../migrations");
 /// A pool whose every connection has `statement_timeout` set at connect, so
 /// no query can run unbounded. min = max: connections are made once and kept.
 pub async fn connect(settings: &PostgresSettings, statement_timeout: Duration) -> Result<PgPool, sqlx::Error> {
-    let options = PgConnectOptions::from_str(&settings.url)?
+    let options = crate::tls::postgres_options(settings)
+        .map_err(|e| sqlx::Error::Configuration(e.into()))?
         .options([("statement_timeout", format!("{}ms", statement_timeout.as_millis()))])
         .application_name("gad");
     let pool = PgPoolOptions::new()

@@ -30,4 +30,5 @@ pub mod stats_cache;
 pub mod submit;
 pub mod telemetry;
 pub mod time;
+pub mod tls;
 pub mod topology;

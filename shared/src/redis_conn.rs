@@ -15,10 +15,13 @@ pub struct Redis {
 
 impl Redis {
     pub fn new(settings: &RedisSettings) -> Self {
-        let client = redis::Client::open(settings.url.as_str()).ok();
-        if client.is_none() {
-            tracing::error!("redis.url is not a valid Redis URL; running without Redis");
-        }
+        let client = match crate::tls::redis_client(settings) {
+            Ok(c) => Some(c),
+            Err(e) => {
+                tracing::error!(error = %e, "Redis misconfigured; running without Redis");
+                None
+            }
+        };
         Self {
             client,
             settings: settings.clone(),

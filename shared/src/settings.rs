@@ -60,6 +60,9 @@ pub struct NatsSettings {
     pub dlq_max_bytes: i64,
     /// Replicas of each stream and bucket (3 in a production cluster).
     pub replicas: usize,
+    /// CA certificate (PEM) the server is verified against; TLS is then
+    /// required. A `tls://` URL without it verifies against the system roots.
+    pub tls_ca_file: Option<std::path::PathBuf>,
 }
 
 impl Default for NatsSettings {
@@ -75,6 +78,7 @@ impl Default for NatsSettings {
             events_max_bytes: 1 << 30,
             dlq_max_bytes: 256 << 20,
             replicas: 1,
+            tls_ca_file: None,
         }
     }
 }
@@ -98,6 +102,10 @@ pub struct PostgresSettings {
     /// `statement_timeout` for PostGIS KNN queries.
     #[serde(with = "humantime_serde")]
     pub knn_timeout: Duration,
+    /// CA certificate (PEM) the server is verified against (`verify-full`
+    /// unless the URL says `sslmode=verify-ca`); the URL's `sslrootcert`
+    /// works too. `sslmode=require`, `prefer` and `allow` are refused.
+    pub tls_ca_file: Option<std::path::PathBuf>,
 }
 
 impl std::fmt::Debug for PostgresSettings {
@@ -118,6 +126,7 @@ impl Default for PostgresSettings {
             connect_timeout: Duration::from_secs(5),
             statement_timeout: Duration::from_secs(5),
             knn_timeout: Duration::from_secs(3),
+            tls_ca_file: None,
         }
     }
 }
@@ -133,6 +142,9 @@ pub struct RedisSettings {
     /// Connect timeout.
     #[serde(with = "humantime_serde")]
     pub connect_timeout: Duration,
+    /// CA certificate (PEM) a `rediss://` server is verified against; without
+    /// it, the system roots.
+    pub tls_ca_file: Option<std::path::PathBuf>,
 }
 
 impl std::fmt::Debug for RedisSettings {
@@ -149,6 +161,7 @@ impl Default for RedisSettings {
             url: "redis://127.0.0.1:6379".into(),
             command_timeout: Duration::from_millis(500),
             connect_timeout: Duration::from_secs(1),
+            tls_ca_file: None,
         }
     }
 }

@@ -237,10 +237,12 @@ impl Topology {
 pub async fn connect(
     settings: &NatsSettings,
 ) -> Result<(async_nats::Client, jetstream::Context), async_nats::ConnectError> {
-    let client = async_nats::ConnectOptions::new()
+    let options = async_nats::ConnectOptions::new()
         .connection_timeout(settings.connect_timeout)
         .request_timeout(Some(settings.publish_timeout))
-        .retry_on_initial_connect()
+        .retry_on_initial_connect();
+    let client = crate::tls::nats_options(settings, options)
+        .map_err(|e| async_nats::ConnectError::with_source(async_nats::ConnectErrorKind::Tls, e))?
         .connect(&settings.url)
         .await?;
     let js = jetstream::ContextBuilder::new()

@@ -38,6 +38,7 @@ pub mod service_process;
 pub mod services;
 pub mod tasks;
 pub mod tcp_proxy;
+pub mod tls_servers;
 pub mod users;
 pub mod websocket;
 pub mod workers;

@@ -36,5 +36,6 @@ mod role_matrix;
 mod stats;
 mod tasks;
 mod telegram;
+mod tls;
 mod users;
 mod websocket;
