@@ -31,35 +31,20 @@ use tokio_util::sync::CancellationToken;
 pub use updates::unix_now;
 use updates::{message_from, private_chat};
 
+mod control;
+mod faults;
 mod form;
 mod updates;
 mod webhook;
 
+pub use faults::Fault;
+use faults::{fault_answer, fault_for};
 pub use webhook::WebhookDelivery;
 
 /// The bot's own user id, as `getMe` reports it.
 pub const BOT_ID: i64 = 7_000_000_001;
 /// Longest `getUpdates` long poll the fake holds, whatever the client asks.
 const MAX_POLL: Duration = Duration::from_secs(10);
-/// Methods whose calls count as "sending" and are subject to injected faults.
-const SEND_METHODS: [&str; 5] = [
-    "sendMessage",
-    "editMessageText",
-    "editMessageReplyMarkup",
-    "sendLocation",
-    "answerCallbackQuery",
-];
-
-/// A failure the fake answers with instead of doing the call.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Fault {
-    /// 429 with `parameters.retry_after` in seconds.
-    TooManyRequests { retry_after: u32 },
-    /// 500 Internal Server Error.
-    ServerError,
-    /// 403 "bot was blocked by the user".
-    Blocked,
-}
 
 /// One call the bot made, with what the fake answered.
 #[derive(Debug, Clone)]
@@ -184,22 +169,6 @@ impl FakeTelegram {
         Ok(response.status().as_u16())
     }
 
-    /// Answers every send with `fault` for `lasting`, after the phases already set.
-    pub fn fail_for(&self, fault: Fault, lasting: Duration) {
-        let mut inner = self.shared.lock();
-        let start = inner
-            .faults
-            .back()
-            .map(|&(_, until)| until)
-            .unwrap_or_else(Instant::now);
-        inner.faults.push_back((fault, start + lasting));
-    }
-
-    /// Every send to `chat_id` is answered 403 from now on.
-    pub fn block_chat(&self, chat_id: i64) {
-        self.shared.lock().blocked_chats.insert(chat_id);
-    }
-
     /// Every call so far, in arrival order.
     pub fn calls(&self) -> Vec<Call> {
         self.shared.lock().calls.clone()
@@ -244,9 +213,9 @@ impl FakeTelegram {
 fn router(shared: Shared) -> Router {
     Router::new()
         .route("/{bot}/{method}", post(api).get(api))
-        .route("/_fake/updates", post(control_push))
-        .route("/_fake/calls", get(control_calls))
-        .route("/_fake/faults", post(control_faults))
+        .route("/_fake/updates", post(control::control_push))
+        .route("/_fake/calls", get(control::control_calls))
+        .route("/_fake/faults", post(control::control_faults))
         .with_state(shared)
 }
 
@@ -302,32 +271,6 @@ fn lower_first(method: &str) -> String {
     match chars.next() {
         Some(first) => first.to_ascii_lowercase().to_string() + chars.as_str(),
         None => String::new(),
-    }
-}
-
-fn fault_for(inner: &mut Inner, method: &str, body: &Value, now: Instant) -> Option<Fault> {
-    if !SEND_METHODS.contains(&method) {
-        return None;
-    }
-    while inner.faults.front().is_some_and(|&(_, until)| until <= now) {
-        inner.faults.pop_front();
-    }
-    if let Some(&(fault, _)) = inner.faults.front() {
-        return Some(fault);
-    }
-    let chat = body.get("chat_id").and_then(Value::as_i64)?;
-    inner.blocked_chats.contains(&chat).then_some(Fault::Blocked)
-}
-
-fn fault_answer(fault: Fault) -> (StatusCode, Json<Value>) {
-    match fault {
-        Fault::TooManyRequests { retry_after } => error(
-            StatusCode::TOO_MANY_REQUESTS,
-            &format!("Too Many Requests: retry after {retry_after}"),
-            Some(json!({ "retry_after": retry_after })),
-        ),
-        Fault::ServerError => error(StatusCode::INTERNAL_SERVER_ERROR, "Internal Server Error", None),
-        Fault::Blocked => error(StatusCode::FORBIDDEN, "Forbidden: bot was blocked by the user", None),
     }
 }
 
@@ -393,60 +336,10 @@ async fn get_updates(shared: &Shared, body: &Value) -> (StatusCode, Json<Value>)
     }
 }
 
-fn error(status: StatusCode, description: &str, parameters: Option<Value>) -> (StatusCode, Json<Value>) {
+pub(super) fn error(status: StatusCode, description: &str, parameters: Option<Value>) -> (StatusCode, Json<Value>) {
     let mut body = json!({ "ok": false, "error_code": status.as_u16(), "description": description });
     if let Some(p) = parameters {
         body["parameters"] = p;
     }
     (status, Json(body))
-}
-
-async fn control_push(State(shared): State<Shared>, Json(mut update): Json<Value>) -> Json<Value> {
-    let id = {
-        let mut inner = shared.lock();
-        let id = inner.next_update_id;
-        inner.next_update_id += 1;
-        update["update_id"] = json!(id);
-        inner.updates.push_back(update);
-        id
-    };
-    shared.new_update.notify_waiters();
-    Json(json!({ "update_id": id }))
-}
-
-async fn control_calls(State(shared): State<Shared>) -> Json<Value> {
-    let calls: Vec<Value> = shared
-        .lock()
-        .calls
-        .iter()
-        .map(|c| json!({ "method": c.method, "status": c.status, "body": c.body, "message_id": c.message_id }))
-        .collect();
-    Json(json!(calls))
-}
-
-/// `{"fault": "429" | "500" | "403", "seconds": n, "retry_after": s, "chat_id": c}`.
-async fn control_faults(State(shared): State<Shared>, Json(spec): Json<Value>) -> StatusCode {
-    let mut inner = shared.lock();
-    let seconds = spec["seconds"].as_u64().unwrap_or(5);
-    let fault = match spec["fault"].as_str() {
-        Some("429") => Fault::TooManyRequests {
-            retry_after: spec["retry_after"].as_u64().unwrap_or(1) as u32,
-        },
-        Some("500") => Fault::ServerError,
-        Some("403") => match spec["chat_id"].as_i64() {
-            Some(chat) => {
-                inner.blocked_chats.insert(chat);
-                return StatusCode::NO_CONTENT;
-            }
-            None => Fault::Blocked,
-        },
-        _ => return StatusCode::UNPROCESSABLE_ENTITY,
-    };
-    let start = inner
-        .faults
-        .back()
-        .map(|&(_, until)| until)
-        .unwrap_or_else(Instant::now);
-    inner.faults.push_back((fault, start + Duration::from_secs(seconds)));
-    StatusCode::NO_CONTENT
 }
