@@ -98,24 +98,14 @@ impl Admission {
                     _ = cancel.cancelled() => break,
                     _ = tick.tick() => {}
                 }
-                // One stream lookup per round, one consumer-info request per lane.
-                let Ok(Ok(stream)) = tokio::time::timeout(timeout, js.get_stream(topology.jobs_stream())).await else {
-                    continue;
-                };
-                for lane in gad_shared::job::GROUPS {
-                    if let Some(backlog) = read_backlog(&stream, lane, timeout).await {
-                        me.record(lane, backlog);
+                if let Some(lags) = gad_shared::lag::read(&js, &topology, timeout).await {
+                    for (lane, lag) in lags {
+                        if let Some(lag) = lag {
+                            me.record(lane, lag.backlog());
+                        }
                     }
                 }
             }
         });
     }
-}
-
-async fn read_backlog(stream: &jetstream::stream::Stream, lane: &str, timeout: Duration) -> Option<u64> {
-    let info = tokio::time::timeout(timeout, stream.consumer_info(lane))
-        .await
-        .ok()?
-        .ok()?;
-    Some(info.num_pending + info.num_ack_pending as u64)
 }

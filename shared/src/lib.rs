@@ -21,6 +21,7 @@ pub mod envelope;
 pub mod error_body;
 pub mod http_error;
 pub mod job;
+pub mod lag;
 pub mod password;
 pub mod redis_conn;
 pub mod revocation;

@@ -81,8 +81,9 @@ pub async fn watch_pending(mut consumer: PullConsumer, group: &'static str, canc
         }
         match consumer.info().await {
             Ok(info) => {
-                metrics::gauge!(QUEUE_DEPTH, "lane" => group).set(info.num_pending as f64);
-                metrics::gauge!(ACK_PENDING, "lane" => group).set(info.num_ack_pending as f64);
+                let lag = gad_shared::lag::Lag::of(info);
+                metrics::gauge!(QUEUE_DEPTH, "lane" => group).set(lag.pending as f64);
+                metrics::gauge!(ACK_PENDING, "lane" => group).set(lag.ack_pending as f64);
             }
             Err(e) => tracing::debug!(group, error = %e, "consumer info unavailable"),
         }

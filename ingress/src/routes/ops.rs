@@ -13,7 +13,6 @@ use axum::http::{HeaderMap, header};
 use axum::routing::get;
 use axum::{Json, Router};
 use gad_shared::http_error::ApiError;
-use gad_shared::job::GROUPS;
 use serde_json::{Value, json};
 
 use crate::caller::Authenticated;
@@ -73,29 +72,24 @@ async fn within<T, E: std::fmt::Display>(
 
 /// Per worker group: messages not yet delivered and delivered but unacknowledged.
 async fn consumer_lag(state: &AppState, limit: Duration) -> Value {
-    let topology = &state.nats.topology;
-    let Some(stream) = within("jobs stream", limit, state.nats.js.get_stream(topology.jobs_stream())).await else {
+    let Some(lags) = gad_shared::lag::read(&state.nats.js, &state.nats.topology, limit).await else {
+        tracing::warn!(?limit, "ops figure unavailable: consumer lag");
         return Value::Null;
     };
-    let mut groups = serde_json::Map::new();
-    for group in GROUPS {
-        let info = within("consumer", limit, async {
-            let mut consumer = stream
-                .get_consumer::<async_nats::jetstream::consumer::pull::Config>(group)
-                .await?;
-            consumer.info().await.cloned().map_err(async_nats::Error::from)
+    let groups = lags
+        .into_iter()
+        .map(|(group, lag)| {
+            let figures = lag.map_or(Value::Null, |l| {
+                json!({
+                    "pending": l.pending,
+                    "ack_pending": l.ack_pending,
+                    "lag": l.backlog(),
+                    "redelivered": l.redelivered,
+                })
+            });
+            (group.to_string(), figures)
         })
-        .await;
-        let figures = info.map_or(Value::Null, |i| {
-            json!({
-                "pending": i.num_pending,
-                "ack_pending": i.num_ack_pending,
-                "lag": i.num_pending + i.num_ack_pending as u64,
-                "redelivered": i.num_redelivered,
-            })
-        });
-        groups.insert(group.to_string(), figures);
-    }
+        .collect();
     Value::Object(groups)
 }
 
