@@ -36,7 +36,10 @@ fn telegram(api_url: &str) -> TelegramSection {
     TelegramSection {
         bot_token: Some(format!("{}:TEST", rand::random::<u32>())),
         api_url: api_url.to_string(),
-        api_timeout: Duration::from_secs(2),
+        // The production default: an answer later than this is ambiguous (sent
+        // or not?) and retried, and a loaded CI machine can take 2 s to
+        // answer; the 429 storm test then sees a send repeated.
+        api_timeout: Duration::from_secs(5),
         backoff_base: Duration::from_millis(200),
         backoff_cap: Duration::from_secs(2),
         retry_jitter: Duration::from_millis(200),
