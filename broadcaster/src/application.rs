@@ -150,8 +150,13 @@ impl Application {
         let hub = state.hub.clone();
         let draining = state.draining.clone();
         let connections = state.connections.clone();
-        let listener = listener.tap_io(|tcp| {
+        let send_buffer = state.settings.broadcaster.socket_send_buffer;
+        let listener = listener.tap_io(move |tcp| {
+            // axum leaves Nagle on; frames are flushed in batches already.
             let _ = tcp.set_nodelay(true);
+            if let Some(bytes) = send_buffer {
+                let _ = socket2::SockRef::from(&*tcp).set_send_buffer_size(bytes);
+            }
         });
         let app = crate::routes::router(state);
         let signal = shutdown.clone();

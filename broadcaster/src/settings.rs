@@ -33,9 +33,17 @@ pub struct BroadcasterSection {
     pub queue_frames: usize,
     /// Bytes a connection may have queued before it is closed as a slow consumer.
     pub queue_bytes: usize,
+    /// Kernel send buffer of each accepted socket, in bytes; unset leaves
+    /// the kernel's autotuning (up to megabytes per socket). Small, a client
+    /// that stops reading is noticed sooner, and idle sockets cost less.
+    pub socket_send_buffer: Option<usize>,
     /// Longest a write to one socket may take.
     #[serde(with = "humantime_serde")]
     pub write_deadline: Duration,
+    /// How long a closing connection keeps trying to deliver its close
+    /// frame (behind the frames already written) before dropping the socket.
+    #[serde(with = "humantime_serde")]
+    pub close_linger: Duration,
     /// Application-level `ping` interval.
     #[serde(with = "humantime_serde")]
     pub ping_interval: Duration,
@@ -78,7 +86,9 @@ impl Default for BroadcasterSection {
             metrics_bind: Some(SocketAddr::from(([127, 0, 0, 1], 9182))),
             queue_frames: 2000,
             queue_bytes: 1 << 20,
+            socket_send_buffer: None,
             write_deadline: Duration::from_secs(5),
+            close_linger: Duration::from_secs(5),
             ping_interval: Duration::from_secs(15),
             missed_pongs: 2,
             max_connections: 10_000,

@@ -10,6 +10,7 @@ use std::time::Duration;
 use anyhow::Context;
 use async_nats::jetstream;
 use gad_broadcaster::settings::BroadcasterSection;
+use gad_shared::settings::Environment;
 use gad_shared::topology::{self, Topology};
 use gad_workers::events::{self, Event};
 use serde_json::Value;
@@ -87,8 +88,18 @@ impl Board {
     /// Starts a broadcaster in this process with `section`; returns its
     /// `ws://` base and the token that stops it alone.
     pub async fn broadcaster(&mut self, section: BroadcasterSection) -> anyhow::Result<(String, CancellationToken)> {
+        self.broadcaster_in(crate::app::ENVIRONMENT, section).await
+    }
+
+    /// [`Board::broadcaster`] in another environment (production hides test routes).
+    pub async fn broadcaster_in(
+        &mut self,
+        environment: Environment,
+        section: BroadcasterSection,
+    ) -> anyhow::Result<(String, CancellationToken)> {
         let mut settings = crate::broadcaster::settings(&self.isolation, None);
         settings.broadcaster = section;
+        settings.environment = environment;
         let app = gad_broadcaster::Application::build(settings)
             .await
             .context("building the broadcaster")?;

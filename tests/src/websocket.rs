@@ -77,7 +77,8 @@ impl WsClient {
             let left = deadline.saturating_duration_since(tokio::time::Instant::now());
             match tokio::time::timeout(left, self.socket.next()).await {
                 Err(_) => bail!("still open after {within:?} ({} frames read)", frames.len()),
-                Ok(None) | Ok(Some(Err(_))) => return Ok((frames, None)),
+                Ok(None) => return Ok((frames, None)),
+                Ok(Some(Err(e))) => bail!("reading after {} frames: {e}", frames.len()),
                 Ok(Some(Ok(Message::Close(frame)))) => return Ok((frames, frame.map(|f| u16::from(f.code)))),
                 Ok(Some(Ok(Message::Text(text)))) => frames
                     .push(serde_json::from_str(text.as_str()).with_context(|| format!("frame is not JSON: {text}"))?),
@@ -100,6 +101,27 @@ impl WsClient {
             return Ok(frame);
         }
         self.read(within).await
+    }
+
+    /// The next server frame's text, unparsed (for clients that must keep up
+    /// with many frames); frames already buffered come first, re-encoded.
+    pub async fn next_text(&mut self, within: Duration) -> anyhow::Result<String> {
+        if let Some(frame) = self.pending.pop_front() {
+            return Ok(frame.to_string());
+        }
+        let deadline = tokio::time::Instant::now() + within;
+        loop {
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            match tokio::time::timeout(left, self.socket.next()).await {
+                Err(_) => bail!("no frame within {within:?}"),
+                Ok(None) => bail!("the server closed the connection"),
+                Ok(Some(message)) => match message.context("reading a frame")? {
+                    Message::Text(text) => return Ok(text.as_str().to_string()),
+                    Message::Close(frame) => bail!("closed by the server: {frame:?}"),
+                    _ => {}
+                },
+            }
+        }
     }
 
     /// The first frame (buffered or new) that `wanted` accepts; the others

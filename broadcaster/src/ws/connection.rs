@@ -108,7 +108,13 @@ async fn serve(socket: WebSocket, state: AppState, auth: Result<Caller, AuthErro
         }),
     ));
     let (sink, stream) = socket.split();
-    let writer = tokio::spawn(writer::run(sink, rx, handle.clone(), cfg.write_deadline));
+    let writer = tokio::spawn(writer::run(
+        sink,
+        rx,
+        handle.clone(),
+        cfg.write_deadline,
+        cfg.close_linger,
+    ));
     let mut conn = Conn {
         id,
         caller,

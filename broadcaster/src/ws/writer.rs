@@ -21,6 +21,7 @@ pub async fn run(
     mut rx: mpsc::Receiver<Utf8Bytes>,
     handle: ConnHandle,
     deadline: Duration,
+    linger: Duration,
 ) {
     loop {
         let first = tokio::select! {
@@ -55,7 +56,9 @@ pub async fn run(
         code,
         reason: Utf8Bytes::from_static(reason(code)),
     };
-    let _ = tokio::time::timeout(Duration::from_secs(1), sink.send(Message::Close(Some(frame)))).await;
+    // Queued behind whatever the socket still holds: a slow client that
+    // reads again gets every frame sent so far, then the close code.
+    let _ = tokio::time::timeout(linger, sink.send(Message::Close(Some(frame)))).await;
 }
 
 fn reason(code: u16) -> &'static str {

@@ -2,5 +2,9 @@
 //! replicas, heartbeats and capacity. Each test runs the broadcaster alone
 //! against its own streams and publishes events itself, as the workers do.
 
+mod limits;
+mod replicas;
 mod resume;
+mod routes;
+mod slow_consumer;
 mod support;
