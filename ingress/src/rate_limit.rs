@@ -125,7 +125,7 @@ fn set_headers(headers: &mut HeaderMap, d: Decision) {
     headers.insert("x-ratelimit-reset", HeaderValue::from(d.reset_s));
 }
 
-pub async fn layer(State(state): State<AppState>, req: Request, next: Next) -> Response {
+pub async fn layer(State(state): State<AppState>, mut req: Request, next: Next) -> Response {
     let Some(limits) = state.rate_limits.as_ref() else {
         return next.run(req).await;
     };
@@ -142,12 +142,19 @@ pub async fn layer(State(state): State<AppState>, req: Request, next: Next) -> R
     } else {
         Group::Writes
     };
-    let key = match group {
+    let caller = match group {
         Group::Login => None,
-        _ => user_key(&state, req.headers()),
+        _ => verified_caller(&state, req.headers()),
+    };
+    let key = caller
+        .as_ref()
+        .map(|c| format!("u:{}", c.user_id))
+        .or_else(|| crate::client::current().and_then(|c| c.ip).map(|ip| format!("ip:{ip}")))
+        .unwrap_or_else(|| "ip:unknown".into());
+    if let Some(caller) = caller {
+        // The handler's extractor takes it from here instead of verifying again.
+        req.extensions_mut().insert(crate::caller::Verified(caller));
     }
-    .or_else(|| crate::client::current().and_then(|c| c.ip).map(|ip| format!("ip:{ip}")))
-    .unwrap_or_else(|| "ip:unknown".into());
     let decision = limits.check(group, &key).await;
     if !decision.allowed {
         return refused(decision);
@@ -160,15 +167,11 @@ pub async fn layer(State(state): State<AppState>, req: Request, next: Next) -> R
 /// The usuario of a valid bearer token; an invalid one counts as anonymous
 /// (the handler then answers 401), so forged tokens cannot spend someone
 /// else's budget.
-fn user_key(state: &AppState, headers: &HeaderMap) -> Option<String> {
+fn verified_caller(state: &AppState, headers: &HeaderMap) -> Option<gad_shared::auth::Caller> {
     let token = headers
         .get(axum::http::header::AUTHORIZATION)?
         .to_str()
         .ok()?
         .strip_prefix("Bearer ")?;
-    state
-        .verifier
-        .verify(token.trim())
-        .ok()
-        .map(|caller| format!("u:{}", caller.user_id))
+    state.verifier.verify(token.trim()).ok()
 }
