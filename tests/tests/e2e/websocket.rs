@@ -2,6 +2,7 @@
 //! replicas, heartbeats and capacity. Each test runs the broadcaster alone
 //! against its own streams and publishes events itself, as the workers do.
 
+mod drain;
 mod limits;
 mod replicas;
 mod resume;
