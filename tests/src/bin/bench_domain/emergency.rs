@@ -31,7 +31,7 @@ pub async fn run(args: &Args, http: &reqwest::Client, db: &sqlx::PgPool) -> anyh
                 let (lat, lng) = random_point(&mut rng);
                 let body = json!({
                     "lat": lat, "lng": lng,
-                    "reporter": {"nombre": "Banco de pruebas", "telefono": "0"},
+                    "reporter": {"nombre": "Banco de pruebas", "telefono": "+54 11 4444-5555"},
                     "descripcion": "bench_domain",
                 });
                 let sent = Instant::now();
