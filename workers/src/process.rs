@@ -71,7 +71,12 @@ async fn run(
     if kind_spec(&job.kind).is_some_and(|s| s.read_only) {
         return run_read_only(ctx, msg, job, attempt, max_attempts, deadline).await;
     }
-    let started = ctx.store.start(&job, max_attempts, attempt).await;
+    // The start row can wait for a pooled connection (up to the acquire
+    // timeout): shutdown does not wait for it.
+    let started = tokio::select! {
+        s = ctx.store.start(&job, max_attempts, attempt) => s,
+        _ = ctx.abandon.cancelled() => return hand_back(ctx, msg, None, Ack::Nak(Duration::ZERO)).await,
+    };
     match &started {
         Ok(_) => ctx.breaker.record_success(),
         Err(e) if unreachable(e) => ctx.breaker.record_failure(),
@@ -128,7 +133,9 @@ async fn run(
 /// connection until it ends), and then the next worker's start overwrites
 /// `running` anyway: waiting here would only delay the exit.
 async fn hand_back(ctx: &WorkerContext, msg: &jetstream::Message, record: Option<&JobRecord>, ack: Ack) -> Processed {
-    if let Some(record) = record {
+    // No idle connection means the stopped handlers still hold them all:
+    // waiting for one would only delay the exit.
+    if let Some(record) = record.filter(|_| ctx.store.db.num_idle() > 0) {
         match tokio::time::timeout(HAND_BACK_WRITE, ctx.store.finish(record)).await {
             Ok(Ok(())) => {}
             Ok(Err(e)) => tracing::debug!(error = %e, "handed-back job's row not reset"),
