@@ -41,7 +41,12 @@ struct Head {
         (status = 503, description = "NATS did not store it; Telegram delivers it again")))]
 async fn webhook(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> Result<StatusCode, ApiError> {
     let Some(secret) = state.settings.ingress.telegram_webhook_secret.as_ref() else {
-        return Err(ApiError::not_found("route"));
+        // Said plainly, so an operator who set up the webhook sees why.
+        return Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            "webhook mode is off (no ingress.telegram_webhook_secret)",
+        ));
     };
     let given = headers.get(SECRET_HEADER).map(|v| v.as_bytes()).unwrap_or_default();
     if !same_secret(given, secret.expose().as_bytes()) {
