@@ -15,6 +15,10 @@ async fn websocket_resume_replays_the_missed_events_from_the_history_then_goes_l
     let tasks = topics(&["tasks"]);
     let mut first = Board::connect(&ws, &b.supervisor.token).await?;
     first.subscribe(&tasks).await?;
+    // Stays connected: once it has 7, the node has read 3..8 into its history
+    // (a resume that came earlier would rightly get them live instead).
+    let mut watcher = Board::connect(&ws, &b.admin.token).await?;
+    watcher.subscribe(&tasks).await?;
     let mut seq = Vec::new();
     for i in 0..3 {
         seq.push(b.publish("task_updated", &tasks, numbered(i, 0)).await?);
@@ -27,6 +31,7 @@ async fn websocket_resume_replays_the_missed_events_from_the_history_then_goes_l
     for i in 3..8 {
         seq.push(b.publish("task_updated", &tasks, numbered(i, 0)).await?);
     }
+    watcher.next_matching(WITHIN, |f| f["data"]["i"] == 7).await?;
 
     let mut again = Board::connect(&ws, &b.supervisor.token).await?;
     let (frames, subscribed) = replay(&mut again, "tasks", seq[2]).await?;
@@ -39,6 +44,7 @@ async fn websocket_resume_replays_the_missed_events_from_the_history_then_goes_l
     let live = again.next_frame(WITHIN).await?;
     assert_eq!(live["data"]["i"], 8, "the next frame is the live event, once: {live}");
     again.close().await;
+    watcher.close().await;
     b.stop().await
 }
 
