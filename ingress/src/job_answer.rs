@@ -18,21 +18,6 @@ use crate::submit::{self, NewJob, SubmitError};
 use crate::waiters::Waiter;
 use uuid::Uuid;
 
-impl From<SubmitError> for ApiError {
-    fn from(e: SubmitError) -> Self {
-        match e {
-            SubmitError::Unavailable(cause) => {
-                tracing::warn!(%cause, "job not accepted");
-                ApiError::dependency_unavailable("nats")
-            }
-            SubmitError::QueueFull => {
-                ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "queue_full", "the job queue is full").retry_after(5)
-            }
-            other => ApiError::internal(other),
-        }
-    }
-}
-
 pub async fn submit_and_answer(
     state: &AppState,
     caller: &Caller,

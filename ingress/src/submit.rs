@@ -5,35 +5,13 @@
 use std::time::Duration;
 
 use gad_shared::auth::Caller;
-use gad_shared::envelope;
 use gad_shared::job::JobRecord;
 use gad_shared::submit::{self as shared, JobQueue};
 use uuid::Uuid;
 
 use crate::nats::Nats;
 
-#[derive(Debug, thiserror::Error)]
-pub enum SubmitError {
-    #[error("NATS unavailable: {0}")]
-    Unavailable(String),
-    #[error("job stream full")]
-    QueueFull,
-    #[error("unknown job kind {0}")]
-    UnknownKind(String),
-    #[error(transparent)]
-    Encode(#[from] envelope::EnvelopeError),
-}
-
-impl From<shared::SubmitError> for SubmitError {
-    fn from(e: shared::SubmitError) -> Self {
-        match e {
-            shared::SubmitError::Unavailable(cause) => SubmitError::Unavailable(cause),
-            shared::SubmitError::QueueFull => SubmitError::QueueFull,
-            shared::SubmitError::UnknownKind(kind) => SubmitError::UnknownKind(kind),
-            shared::SubmitError::Encode(e) => SubmitError::Encode(e),
-        }
-    }
-}
+pub use gad_shared::submit::SubmitError;
 
 pub struct NewJob {
     /// Chosen by the caller so a waiter can be registered before publishing.
@@ -70,5 +48,5 @@ pub async fn submit(
         submitted_by: Some(caller.user_id),
         client: crate::client::current(),
     };
-    Ok(shared::submit(&queue, job).await?)
+    shared::submit(&queue, job).await
 }

@@ -139,6 +139,22 @@ pub async fn request_id_layer(req: axum::extract::Request, next: axum::middlewar
 }
 
 /// Operator actions on the dead-letter queue (§6.3).
+impl From<crate::submit::SubmitError> for ApiError {
+    fn from(e: crate::submit::SubmitError) -> Self {
+        use crate::submit::SubmitError;
+        match e {
+            SubmitError::Unavailable(cause) => {
+                tracing::warn!(%cause, "job not accepted");
+                ApiError::dependency_unavailable("nats")
+            }
+            SubmitError::QueueFull => {
+                ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "queue_full", "the job queue is full").retry_after(5)
+            }
+            other => ApiError::internal(other),
+        }
+    }
+}
+
 impl From<crate::dlq::DlqError> for ApiError {
     fn from(e: crate::dlq::DlqError) -> Self {
         use crate::dlq::DlqError;
