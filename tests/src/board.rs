@@ -1,6 +1,6 @@
 //! The WebSocket board alone: one test's isolation, its streams, and
 //! broadcasters started with the test's own limits (in this process, or as
-//! OS processes with [`crate::broadcaster_process`]). Events are published
+//! OS processes with [`crate::service_process`]). Events are published
 //! to `GAD_EVENTS` by the test, exactly as the workers publish them, so a
 //! test controls what is sent and when.
 

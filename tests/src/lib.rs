@@ -7,7 +7,7 @@
 //! - [`database`]: the seeded template database and one clone per test.
 //! - [`isolation`]: a test's database, NATS prefixes and JWT secret.
 //! - [`workers`], [`ingress`], [`broadcaster`]: starting each service.
-//! - [`board`], [`broadcaster_process`]: the WebSocket board alone, its
+//! - [`board`], [`service_process`]: the WebSocket board alone, its
 //!   broadcasters in this process or as OS processes, events published by
 //!   the test.
 //! - [`app`], [`tasks`], [`cleanup`]: the running app, its service tasks,
@@ -25,7 +25,6 @@ pub mod app;
 pub mod binaries;
 pub mod board;
 pub mod broadcaster;
-pub mod broadcaster_process;
 pub mod cleanup;
 pub mod client;
 pub mod database;

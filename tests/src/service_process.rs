@@ -1,7 +1,8 @@
-//! A service binary (`gad-workers`) run as an OS process, for tests that
-//! must kill it (`kill -9`) or signal it (SIGTERM) and read its exit code.
-//! It gets a TOML file built from the test's [`Isolation`] and nothing from
-//! the test's environment, so a developer's `GAD_*` variables cannot leak in.
+//! A service binary (`gad-workers`, `gad-broadcaster`) run as an OS process,
+//! for tests that must kill it (`kill -9`) or signal it (SIGTERM) and read
+//! its exit code. It gets a TOML file built from the test's [`Isolation`] and
+//! nothing from the test's environment, so a developer's `GAD_*` variables
+//! cannot leak in.
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -16,20 +17,54 @@ use crate::app::unused_port;
 use crate::binaries;
 use crate::isolation::Isolation;
 
+/// The services a test runs as processes: the binary, and where its
+/// listening addresses go in its configuration.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Service {
+    Workers,
+    Broadcaster,
+}
+
+impl Service {
+    fn binary(self) -> &'static str {
+        match self {
+            Service::Workers => "gad-workers",
+            Service::Broadcaster => "gad-broadcaster",
+        }
+    }
+    fn section(self) -> &'static str {
+        match self {
+            Service::Workers => "workers",
+            Service::Broadcaster => "broadcaster",
+        }
+    }
+    /// The address that answers `/health/ready` (the broadcaster's is also
+    /// its WebSocket address).
+    fn bind_key(self) -> &'static str {
+        match self {
+            Service::Workers => "health_bind",
+            Service::Broadcaster => "bind",
+        }
+    }
+}
+
 /// Settings as TOML sections: `set("workers", "concurrency", "4")` writes
 /// `concurrency = 4` under `[workers]`. Values are TOML literals.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct Config {
+    service: Service,
     sections: BTreeMap<String, BTreeMap<String, String>>,
 }
 
 impl Config {
-    /// What every worker process of a test shares: its database, prefixes
-    /// and secret, and the test-sized limits of `crate::workers::settings`.
-    pub fn workers(iso: &Isolation) -> Self {
+    /// What every service process of a test shares with the test: its
+    /// database, prefixes, secret and issuer.
+    fn common(service: Service, iso: &Isolation) -> Self {
         let s = |v: &str| format!("{v:?}");
-        let d = |v: Duration| format!("\"{}ms\"", v.as_millis());
-        let mut c = Config::default();
+        let mut c = Config {
+            service,
+            sections: BTreeMap::new(),
+        };
         c.set("", "environment", "\"test\"");
         c.set("nats", "url", &s(&iso.nats.url));
         c.set("nats", "stream_prefix", &s(&iso.nats.stream_prefix));
@@ -38,20 +73,38 @@ impl Config {
         c.set("nats", "events_max_bytes", &iso.nats.events_max_bytes.to_string());
         c.set("nats", "dlq_max_bytes", &iso.nats.dlq_max_bytes.to_string());
         c.set("postgres", "url", &s(&iso.postgres.url));
-        c.set("postgres", "pool_size", &iso.postgres.pool_size.to_string());
         c.set("redis", "url", &s(&iso.redis.url));
         c.set("auth", "jwt_secret", &s(&iso.auth.jwt_secret));
+        c.set("auth", "issuer", &s(iso.auth.issuer()));
         c.set(
             "telemetry",
             "log_filter",
             &s(&std::env::var("TEST_LOG").unwrap_or_else(|_| "warn".into())),
         );
+        c
+    }
+
+    /// A worker process: the common settings and the test-sized limits of
+    /// `crate::workers::settings`.
+    pub fn workers(iso: &Isolation) -> Self {
+        let d = |v: Duration| format!("\"{}ms\"", v.as_millis());
+        let mut c = Self::common(Service::Workers, iso);
+        c.set("postgres", "pool_size", &iso.postgres.pool_size.to_string());
         c.set("workers", "migrate_on_start", "false");
         c.set("workers", "backoff_base", &d(Duration::from_millis(50)));
         c.set("workers", "backoff_cap", &d(Duration::from_secs(1)));
         c.set("workers", "shutdown_grace", &d(Duration::from_secs(2)));
         c.set("workers.default_group", "concurrency", "4");
         c.set("workers.default_group", "max_ack_pending", "64");
+        c
+    }
+
+    /// A broadcaster process: the common settings and the test's shortened waits.
+    pub fn broadcaster(iso: &Isolation) -> Self {
+        let mut c = Self::common(Service::Broadcaster, iso);
+        c.set("postgres", "pool_size", "2");
+        c.set("broadcaster", "shutdown_grace", "\"2s\"");
+        c.set("broadcaster", "drain_spread", "\"500ms\"");
         c
     }
 
@@ -81,25 +134,33 @@ impl Config {
     }
 }
 
-/// A running `gad-workers` process; killed if dropped while running.
-pub struct WorkerProcess {
+/// A running service process; killed if dropped while running.
+pub struct ServiceProcess {
+    service: Service,
     child: Child,
-    pub health: SocketAddr,
+    /// Where `/health/ready` answers (the broadcaster's WebSocket address too).
+    pub addr: SocketAddr,
     pub metrics: SocketAddr,
     dir: PathBuf,
 }
 
-impl WorkerProcess {
-    /// Starts the process and waits until its readiness endpoint says ok.
+pub type WorkerProcess = ServiceProcess;
+pub type BroadcasterProcess = ServiceProcess;
+
+impl ServiceProcess {
+    /// Starts the service `config` is for (building the binary if stale) on
+    /// free ports and waits until its readiness endpoint says ok.
     pub async fn start(mut config: Config, ready_within: Duration) -> anyhow::Result<Self> {
-        let binary = tokio::task::spawn_blocking(|| binaries::binary("gad-workers", "gad-workers")).await??;
-        let health = SocketAddr::from(([127, 0, 0, 1], unused_port()?));
+        let service = config.service;
+        let name = service.binary();
+        let binary = tokio::task::spawn_blocking(move || binaries::binary(name, name)).await??;
+        let addr = SocketAddr::from(([127, 0, 0, 1], unused_port()?));
         let metrics = SocketAddr::from(([127, 0, 0, 1], unused_port()?));
-        config.set("workers", "health_bind", &format!("\"{health}\""));
-        config.set("workers", "metrics_bind", &format!("\"{metrics}\""));
-        let dir = std::env::temp_dir().join(format!("gad-e2e-workers-{:016x}", rand::random::<u64>()));
+        config.set(service.section(), service.bind_key(), &format!("\"{addr}\""));
+        config.set(service.section(), "metrics_bind", &format!("\"{metrics}\""));
+        let dir = std::env::temp_dir().join(format!("gad-e2e-{}-{:016x}", service.section(), rand::random::<u64>()));
         std::fs::create_dir_all(&dir)?;
-        let file = dir.join("workers.toml");
+        let file = dir.join(format!("{}.toml", service.section()));
         std::fs::write(&file, config.render())?;
         let child = Command::new(binary)
             .env_clear()
@@ -108,10 +169,11 @@ impl WorkerProcess {
             .stdin(Stdio::null())
             .kill_on_drop(true)
             .spawn()
-            .context("starting gad-workers")?;
+            .with_context(|| format!("starting {name}"))?;
         let mut process = Self {
+            service,
             child,
-            health,
+            addr,
             metrics,
             dir,
         };
@@ -119,17 +181,23 @@ impl WorkerProcess {
         Ok(process)
     }
 
+    /// `ws://<addr>` (a broadcaster's WebSocket endpoint).
+    pub fn ws(&self) -> String {
+        format!("ws://{}", self.addr)
+    }
+
     pub fn pid(&self) -> Option<u32> {
         self.child.id()
     }
 
     async fn wait_ready(&mut self, within: Duration) -> anyhow::Result<()> {
+        let name = self.service.binary();
         let client = reqwest::Client::builder().timeout(Duration::from_secs(1)).build()?;
-        let url = format!("http://{}/health/ready", self.health);
+        let url = format!("http://{}/health/ready", self.addr);
         let deadline = tokio::time::Instant::now() + within;
         loop {
             if let Some(status) = self.child.try_wait()? {
-                bail!("gad-workers exited during start: {status}");
+                bail!("{name} exited during start: {status}");
             }
             if let Ok(r) = client.get(&url).send().await
                 && r.status().is_success()
@@ -137,7 +205,7 @@ impl WorkerProcess {
                 return Ok(());
             }
             if tokio::time::Instant::now() >= deadline {
-                bail!("gad-workers not ready within {within:?}");
+                bail!("{name} not ready within {within:?}");
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
@@ -157,10 +225,11 @@ impl WorkerProcess {
 
     /// Waits for the process to exit; fails after `within`.
     pub async fn wait(&mut self, within: Duration) -> anyhow::Result<ExitStatus> {
+        let name = self.service.binary();
         tokio::time::timeout(within, self.child.wait())
             .await
-            .with_context(|| format!("gad-workers still running after {within:?}"))?
-            .context("waiting for gad-workers")
+            .with_context(|| format!("{name} still running after {within:?}"))?
+            .with_context(|| format!("waiting for {name}"))
     }
 
     /// One gauge or counter from its Prometheus endpoint (`name{labels}` as
@@ -180,7 +249,7 @@ impl WorkerProcess {
     }
 }
 
-impl Drop for WorkerProcess {
+impl Drop for ServiceProcess {
     fn drop(&mut self) {
         let _ = self.child.start_kill();
         let _ = std::fs::remove_dir_all(&self.dir);

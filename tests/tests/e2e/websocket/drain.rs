@@ -5,7 +5,7 @@
 use std::time::{Duration, Instant};
 
 use gad_e2e::board::Board;
-use gad_e2e::broadcaster_process::{self, BroadcasterProcess};
+use gad_e2e::service_process::{BroadcasterProcess, Config};
 
 use super::support::WITHIN;
 
@@ -14,7 +14,7 @@ const CONNECTIONS: usize = 10;
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn websocket_sigterm_closes_connections_with_1001_spread_over_the_drain_span() -> anyhow::Result<()> {
     let b = Board::start().await?;
-    let mut config = broadcaster_process::config(&b.isolation);
+    let mut config = Config::broadcaster(&b.isolation);
     config.set("broadcaster", "drain_spread", "\"2s\"");
     config.set("broadcaster", "shutdown_grace", "\"4s\"");
     config.set("broadcaster", "max_connections_per_user", "20");

@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use gad_e2e::board::Board;
-use gad_e2e::broadcaster_process::{self, BroadcasterProcess};
+use gad_e2e::service_process::{BroadcasterProcess, Config};
 
 use super::support::{WITHIN, numbered, numbers, replay, topics};
 
@@ -65,7 +65,7 @@ async fn follow(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn websocket_two_replicas_deliver_once_and_a_killed_ones_clients_resume_on_the_other() -> anyhow::Result<()> {
     let b = Board::start().await?;
-    let mut config = broadcaster_process::config(&b.isolation);
+    let mut config = Config::broadcaster(&b.isolation);
     config.set("broadcaster", "max_connections_per_user", "50");
     let a = BroadcasterProcess::start(config.clone(), WITHIN).await?;
     let other = BroadcasterProcess::start(config, WITHIN).await?;

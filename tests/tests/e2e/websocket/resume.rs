@@ -3,7 +3,7 @@
 //! stream's retention; in order, nothing twice, then live.
 
 use gad_e2e::board::{self, Board};
-use gad_e2e::broadcaster_process::BroadcasterProcess;
+use gad_e2e::service_process::{BroadcasterProcess, Config};
 use serde_json::json;
 
 use super::support::{WITHIN, numbered, numbers, replay, seqs, topics};
@@ -156,7 +156,7 @@ async fn websocket_resume_from_another_replicas_history_reads_the_stream() -> an
     for i in 0..4 {
         seq.push(b.publish("task_updated", &tasks, numbered(i, 0)).await?);
     }
-    let node = BroadcasterProcess::start(gad_e2e::broadcaster_process::config(&b.isolation), WITHIN).await?;
+    let node = BroadcasterProcess::start(Config::broadcaster(&b.isolation), WITHIN).await?;
     let mut ws = Board::connect(&node.ws(), &b.supervisor.token).await?;
     let (frames, _) = replay(&mut ws, "tasks", seq[0]).await?;
     assert_eq!(numbers(&frames), [1, 2, 3]);
