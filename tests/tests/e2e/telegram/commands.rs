@@ -9,7 +9,7 @@ use gad_e2e::spawn_app_with_telegram;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
-use super::support::{STEP, callback_data, fake_of, fresh_chat, reply, to_chat};
+use super::support::{STEP, callback_data, fake_of, fresh_chat, link, reply, to_chat};
 
 /// Creates a task delegated to `delegado` (as the supervisor); its id.
 async fn task(app: &TestApp, delegado: i64, codigo: &str) -> anyhow::Result<i64> {
@@ -64,11 +64,7 @@ async fn historial_pages_own_tasks_and_estadisticas_match_the_api() -> anyhow::R
     let fake = fake_of(&app).await?;
     let chat = fresh_chat();
     let user = app.efectivo.clone();
-    sqlx::query("UPDATE usuarios SET telegram_id = $2 WHERE id = $1")
-        .bind(user.id)
-        .bind(chat)
-        .execute(&app.db)
-        .await?;
+    link(&app, user.id, chat).await?;
     let tag = format!("{:05X}", rand::random::<u32>() % 0xFFFFF);
     let mut codigos = Vec::new();
     for i in 0..11 {
@@ -214,11 +210,7 @@ async fn the_menu_lists_every_command_and_cancelar_leaves_the_wizard() -> anyhow
     }
 
     let chat = fresh_chat();
-    sqlx::query("UPDATE usuarios SET telegram_id = $2 WHERE id = $1")
-        .bind(app.efectivo.id)
-        .bind(chat)
-        .execute(&app.db)
-        .await?;
+    link(&app, app.efectivo.id, chat).await?;
     let n = to_chat(fake, chat);
     fake.push_text(chat, "/help");
     reply(fake, chat, n, "Comandos disponibles").await?;

@@ -8,7 +8,7 @@ use gad_e2e::spawn_app_with_telegram;
 use reqwest::StatusCode;
 use serde_json::json;
 
-use super::support::{callback_data, linked_usuarios, notification, settled};
+use super::support::{callback_data, link, linked_usuarios, notification, settled};
 
 const WITHIN: Duration = Duration::from_secs(20);
 
@@ -30,11 +30,7 @@ async fn an_assignment_reaches_the_assignees_chat_escaped_and_with_its_buttons()
     .fetch_one(&app.db)
     .await?;
     let chat = 700_000_000 + i64::from(rand::random::<u32>() % 100_000_000);
-    sqlx::query("UPDATE usuarios SET telegram_id = $2 WHERE id = $1")
-        .bind(usuario_id)
-        .bind(chat)
-        .execute(&app.db)
-        .await?;
+    link(&app, usuario_id, chat).await?;
 
     let codigo = format!("TG-{:08X}", rand::random::<u32>());
     let body = json!({

@@ -10,7 +10,7 @@ use gad_e2e::TestApp;
 use gad_e2e::fake_telegram::unix_now;
 use gad_e2e::spawn_app_with_telegram;
 
-use super::support::{STEP, fake_of, fresh_chat, reply, to_chat};
+use super::support::{STEP, fake_of, fresh_chat, link, reply, to_chat};
 
 /// `(lat, lng, ubicacion_actualizada_en as Unix seconds)` of the unit.
 async fn position(app: &TestApp, efectivo: i64) -> anyhow::Result<(f64, f64, i64)> {
@@ -73,11 +73,7 @@ async fn locations_and_live_location_edits_move_the_linked_unit() -> anyhow::Res
     let fake = fake_of(&app).await?;
     let chat = fresh_chat();
     let user = app.efectivo.clone();
-    sqlx::query("UPDATE usuarios SET telegram_id = $2 WHERE id = $1")
-        .bind(user.id)
-        .bind(chat)
-        .execute(&app.db)
-        .await?;
+    link(&app, user.id, chat).await?;
     let efectivo: i64 = sqlx::query_scalar("SELECT id FROM efectivos WHERE usuario_id = $1 AND deleted_at IS NULL")
         .bind(user.id)
         .fetch_one(&app.db)
@@ -150,11 +146,7 @@ async fn a_location_without_a_unit_or_from_an_unknown_chat_changes_nothing() -> 
     .fetch_one(&app.db)
     .await?;
     let chat = fresh_chat();
-    sqlx::query("UPDATE usuarios SET telegram_id = $2 WHERE id = $1")
-        .bind(usuario)
-        .bind(chat)
-        .execute(&app.db)
-        .await?;
+    link(&app, usuario, chat).await?;
     let n = to_chat(fake, chat);
     fake.push_location(chat, -34.6, -58.4);
     reply(fake, chat, n, "no tiene una unidad").await?;

@@ -26,11 +26,7 @@ pub async fn linked_usuarios(app: &TestApp, n: i64) -> anyhow::Result<Vec<(i64, 
     let mut linked = Vec::new();
     for (i, id) in ids.into_iter().enumerate() {
         let chat = base + i as i64;
-        sqlx::query("UPDATE usuarios SET telegram_id = $2 WHERE id = $1")
-            .bind(id)
-            .bind(chat)
-            .execute(&app.db)
-            .await?;
+        link(app, id, chat).await?;
         linked.push((id, chat));
     }
     Ok(linked)
@@ -123,6 +119,16 @@ pub async fn reply(fake: &FakeTelegram, chat: i64, seen: usize, needle: &str) ->
 
 pub fn to_chat(fake: &FakeTelegram, chat: i64) -> usize {
     fake.calls().iter().filter(|c| c.chat_id() == Some(chat)).count()
+}
+
+/// Links `usuario` to Telegram chat `chat`, as a completed `/start <code>` does.
+pub async fn link(app: &TestApp, usuario: i64, chat: i64) -> anyhow::Result<()> {
+    sqlx::query("UPDATE usuarios SET telegram_id = $2 WHERE id = $1")
+        .bind(usuario)
+        .bind(chat)
+        .execute(&app.db)
+        .await?;
+    Ok(())
 }
 
 pub fn fresh_chat() -> i64 {

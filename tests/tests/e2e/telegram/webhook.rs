@@ -9,7 +9,7 @@ use std::time::Duration;
 use gad_e2e::{TestApp, spawn_app_with_telegram_webhook};
 use serde_json::json;
 
-use super::support::{STEP, fake_of, fresh_chat, reply, to_chat};
+use super::support::{STEP, fake_of, fresh_chat, link, reply, to_chat};
 
 async fn stored(app: &TestApp) -> anyhow::Result<u64> {
     let mut stream = app.js.get_stream(app.topology.telegram_stream()).await?;
@@ -93,11 +93,7 @@ async fn webhook_updates_are_checked_stored_once_and_handled_by_the_bot() -> any
 
     // A linked usuario's command and button through the same handlers.
     let linked = fresh_chat();
-    sqlx::query("UPDATE usuarios SET telegram_id = $2 WHERE id = $1")
-        .bind(app.efectivo.id)
-        .bind(linked)
-        .execute(&app.db)
-        .await?;
+    link(&app, app.efectivo.id, linked).await?;
     let n = to_chat(fake, linked);
     fake.push_text(linked, "/historial");
     reply(fake, linked, n, "").await?;
