@@ -7,7 +7,7 @@ use gad_e2e::spawn_app_with_telegram;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
-use super::support::{STEP, callback_data, fake_of, fresh_chat, reply, to_chat};
+use super::support::{STEP, callback_data, fake_of, fresh_chat, link, reply, to_chat};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_unknown_chat_gets_only_the_linking_text() -> anyhow::Result<()> {
@@ -18,6 +18,7 @@ async fn an_unknown_chat_gets_only_the_linking_text() -> anyhow::Result<()> {
         fake.push_text(chat, text);
     }
     fake.push_callback(chat, 1, "f:1:yes");
+    // The callback's answer can come after the sixth message: wait for both.
     let calls = fake
         .wait_for(STEP, |calls| {
             calls
@@ -25,6 +26,7 @@ async fn an_unknown_chat_gets_only_the_linking_text() -> anyhow::Result<()> {
                 .filter(|c| c.chat_id() == Some(chat) && c.method == "sendMessage")
                 .count()
                 >= 6
+                && calls.iter().any(|c| c.method == "answerCallbackQuery")
         })
         .await?;
     let texts: Vec<&str> = calls
@@ -161,11 +163,7 @@ async fn finalizar_lists_own_running_tasks_and_finishes_the_one_picked() -> anyh
     let fake = fake_of(&app).await?;
     let chat = fresh_chat();
     let user = app.efectivo.clone();
-    sqlx::query("UPDATE usuarios SET telegram_id = $2 WHERE id = $1")
-        .bind(user.id)
-        .bind(chat)
-        .execute(&app.db)
-        .await?;
+    link(&app, user.id, chat).await?;
     // A task delegated to the usuario, started.
     let codigo = format!("FIN-{:06X}", rand::random::<u32>() % 0xFFFFFF);
     let body = json!({
