@@ -191,11 +191,11 @@ async fn wait_drained(js: &jetstream::Context, topology: &Topology, within: Dura
     let deadline = Instant::now() + within;
     let stream = js.get_stream(topology.jobs_stream()).await?;
     loop {
-        let mut consumer: jetstream::consumer::PullConsumer = stream
-            .get_consumer("import")
+        // One request per poll: the consumer's info straight from the stream.
+        let info = stream
+            .consumer_info("import")
             .await
-            .map_err(|e| anyhow::anyhow!("consumer lookup: {e}"))?;
-        let info = consumer.info().await?;
+            .map_err(|e| anyhow::anyhow!("consumer info: {e}"))?;
         if info.num_pending == 0 && info.num_ack_pending == 0 {
             return Ok(());
         }
