@@ -194,6 +194,7 @@ impl Application {
             ));
         }
         let draining = health.draining.clone();
+        let nats = health.nats.clone();
         let health_server = axum::serve(health_listener, health::router(health)).with_graceful_shutdown({
             let s = shutdown.clone();
             async move { s.cancelled().await }
@@ -202,9 +203,16 @@ impl Application {
         shutdown.cancelled().await;
         draining.cancel();
         loops.close();
-        loops.wait().await;
         jobs.close();
-        if tokio::time::timeout(settings.workers.shutdown_grace, jobs.wait())
+        // The grace counts from the signal. The periodic loops share it with
+        // the jobs: one stuck on the database (a pool acquire, up to its
+        // timeout) must not delay the jobs' deadline, and what it was doing
+        // is redone by whoever runs next.
+        let settled = async {
+            loops.wait().await;
+            jobs.wait().await;
+        };
+        if tokio::time::timeout(settings.workers.shutdown_grace, settled)
             .await
             .is_err()
         {
@@ -217,6 +225,12 @@ impl Application {
             }
         }
         let _ = health_task.await;
+        // Acks and naks are queued on the connection, not awaited: without a
+        // flush the last hand-backs can die with the process, and those jobs
+        // wait out their ack wait (CI saw two).
+        if !matches!(tokio::time::timeout(HAND_BACK_TIMEOUT, nats.flush()).await, Ok(Ok(()))) {
+            tracing::warn!("last acknowledgements not flushed; those jobs come back after their ack wait");
+        }
         Ok(())
     }
 }
