@@ -28,14 +28,22 @@ pub async fn connect(settings: &PostgresSettings, statement_timeout: Duration) -
 
 /// Opens every pooled connection and runs one geography query on each: the
 /// first one on a fresh connection costs tens of milliseconds, and that cost
-/// must not land on a request.
-pub async fn warm(pool: &PgPool, connections: u32) -> Result<(), sqlx::Error> {
+/// must not land on a request. The query runs under `statement_timeout`
+/// rather than the pool's own: a KNN pool's timeout is tuned for warm
+/// queries, and a cold one on a loaded machine can exceed it.
+pub async fn warm(pool: &PgPool, connections: u32, statement_timeout: Duration) -> Result<(), sqlx::Error> {
     let mut held = Vec::with_capacity(connections as usize);
     for _ in 0..connections {
         let mut conn = pool.acquire().await?;
-        sqlx::query("SELECT ST_Distance('SRID=4326;POINT(0 0)'::geography, 'SRID=4326;POINT(1 1)'::geography)")
-            .execute(&mut *conn)
+        let mut tx = sqlx::Connection::begin(&mut *conn).await?;
+        sqlx::query("SELECT set_config('statement_timeout', $1, true)")
+            .bind(format!("{}ms", statement_timeout.as_millis()))
+            .execute(&mut *tx)
             .await?;
+        sqlx::query("SELECT ST_Distance('SRID=4326;POINT(0 0)'::geography, 'SRID=4326;POINT(1 1)'::geography)")
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
         held.push(conn);
     }
     Ok(())

@@ -68,11 +68,11 @@ impl Application {
         if settings.workers.migrate_on_start {
             db::migrate(&db).await?;
         }
-        db::warm(&db, pg.pool_size).await?;
+        db::warm(&db, pg.pool_size, pg.statement_timeout).await?;
         let runs_geo = settings.workers.groups.iter().any(|g| g == "geo");
         let knn_db = if runs_geo {
             let knn = db::connect(pg, pg.knn_timeout).await?;
-            db::warm(&knn, pg.pool_size).await?;
+            db::warm(&knn, pg.pool_size, pg.statement_timeout).await?;
             knn
         } else {
             db.clone()

@@ -838,7 +838,7 @@ async fn phase3(args: &Args) -> anyhow::Result<Phase3> {
         ..PostgresSettings::default()
     };
     let pool = gad_shared::db::connect(&settings, settings.knn_timeout).await?;
-    gad_shared::db::warm(&pool, args.knn_pool)
+    gad_shared::db::warm(&pool, args.knn_pool, settings.statement_timeout)
         .await
         .context("warming the pool")?;
     // A short unmeasured warm-up of the index pages.
