@@ -1,6 +1,7 @@
 //! Building and running the broadcaster.
 
 use std::net::SocketAddr;
+use std::num::NonZeroU32;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -59,7 +60,7 @@ pub struct Application {
 
 impl Application {
     pub async fn build(settings: BroadcasterSettings) -> Result<Self, StartError> {
-        settings::check_jwt_secret(&settings.auth)?;
+        settings.check()?;
         let addr = settings.broadcaster.bind;
         let listener = TcpListener::bind(addr)
             .await
@@ -99,7 +100,12 @@ impl Application {
         );
         let db = gad_shared::db::connect(&settings.postgres, settings.postgres.statement_timeout).await?;
         let telegram = telegram_delivery(&settings, &js, &topology, &job_status, &db).await?;
+        let new_connections = crate::state::new_connection_limiter(
+            NonZeroU32::new(b.new_connections_per_second).unwrap_or(NonZeroU32::MIN),
+            NonZeroU32::new(b.new_connections_burst).unwrap_or(NonZeroU32::MIN),
+        );
         let state = AppState {
+            new_connections: Arc::new(new_connections),
             verifier: TokenVerifier::new(&settings.auth, revocations),
             settings: Arc::new(settings),
             hub,

@@ -4,7 +4,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use gad_shared::settings::{
-    AuthSettings, Environment, NatsSettings, PostgresSettings, RedisSettings, TelemetrySettings,
+    AuthSettings, Environment, NatsSettings, PostgresSettings, RedisSettings, SettingsError, TelemetrySettings,
 };
 use serde::Deserialize;
 
@@ -20,6 +20,30 @@ pub struct BroadcasterSettings {
     pub telemetry: TelemetrySettings,
     pub broadcaster: BroadcasterSection,
     pub telegram: TelegramSection,
+}
+
+impl BroadcasterSettings {
+    /// Start-up checks serde cannot express: a mistake here stops the start
+    /// rather than surfacing at the first bot answer or the first connection.
+    pub fn check(&self) -> Result<(), SettingsError> {
+        gad_shared::settings::check_jwt_secret(&self.auth)?;
+        let b = &self.broadcaster;
+        if b.new_connections_per_second == 0 || b.new_connections_burst == 0 {
+            return Err(SettingsError::Rule {
+                key: "broadcaster.new_connections_per_second / new_connections_burst",
+                reason: "must be at least 1 (0 would refuse every connection)".into(),
+            });
+        }
+        // PostgreSQL would refuse an unknown zone only when the bot first
+        // shows a date, as an error to that user.
+        if let Err(e) = jiff::tz::TimeZone::get(&self.telegram.time_zone) {
+            return Err(SettingsError::Rule {
+                key: "telegram.time_zone (GAD_TELEGRAM__TIME_ZONE)",
+                reason: format!("{:?} is not an IANA time zone: {e}", self.telegram.time_zone),
+            });
+        }
+        Ok(())
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -53,6 +77,12 @@ pub struct BroadcasterSection {
     pub max_connections: usize,
     /// Connections one usuario may hold on this node before 1013.
     pub max_connections_per_user: usize,
+    /// New connections this node accepts per second, sustained, before
+    /// answering 1013: after a replica dies its clients all come back at
+    /// once, and the handshakes and resumes must not starve live delivery.
+    pub new_connections_per_second: u32,
+    /// New connections accepted at once above the sustained rate.
+    pub new_connections_burst: u32,
     /// Events kept per topic for `resume`.
     pub history_events_per_topic: usize,
     /// Events older than this leave the resume history.
@@ -93,6 +123,8 @@ impl Default for BroadcasterSection {
             missed_pongs: 2,
             max_connections: 10_000,
             max_connections_per_user: 10,
+            new_connections_per_second: 500,
+            new_connections_burst: 1000,
             history_events_per_topic: 10_000,
             history_max_age: Duration::from_secs(15 * 60),
             history_max_bytes: 256 << 20,
@@ -206,5 +238,36 @@ impl Default for TelegramSection {
             wizard_idle: Duration::from_secs(30 * 60),
             time_zone: "America/Argentina/Buenos_Aires".into(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn valid() -> BroadcasterSettings {
+        let mut s = BroadcasterSettings::default();
+        s.auth.jwt_secret = "k".repeat(32);
+        s
+    }
+
+    #[test]
+    fn the_defaults_with_a_key_pass_the_start_checks() {
+        assert!(valid().check().is_ok());
+    }
+
+    #[test]
+    fn an_unknown_time_zone_stops_the_start_and_names_the_key() {
+        let mut s = valid();
+        s.telegram.time_zone = "America/Gotham".into();
+        let e = s.check().map(|_| ()).unwrap_err().to_string();
+        assert!(e.contains("telegram.time_zone") && e.contains("America/Gotham"), "{e}");
+    }
+
+    #[test]
+    fn a_zero_connection_rate_stops_the_start() {
+        let mut s = valid();
+        s.broadcaster.new_connections_burst = 0;
+        assert!(s.check().is_err());
     }
 }

@@ -1,10 +1,12 @@
 //! What the broadcaster's handlers can reach.
 
+use std::num::NonZeroU32;
 use std::sync::Arc;
 
 use async_nats::jetstream::{self, kv};
 use gad_shared::auth::TokenVerifier;
 use gad_shared::topology::Topology;
+use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
@@ -29,4 +31,12 @@ pub struct AppState {
     /// Connection tasks, so shutdown can wait for their closes.
     pub connections: TaskTracker,
     pub draining: CancellationToken,
+    /// This node's rate of new connections (§8 capacity): per node, not
+    /// shared, because what it protects is this node's CPU.
+    pub new_connections: Arc<DefaultDirectRateLimiter>,
+}
+
+/// The new-connection limiter the settings describe.
+pub fn new_connection_limiter(per_second: NonZeroU32, burst: NonZeroU32) -> DefaultDirectRateLimiter {
+    RateLimiter::direct(Quota::per_second(per_second).allow_burst(burst))
 }

@@ -87,6 +87,25 @@ impl WsClient {
         }
     }
 
+    /// How the server answered a new connection: `Ok` once `connection_ack`
+    /// arrives, `Err` with the close code (`None`: dropped without one) when
+    /// it refused it instead.
+    pub async fn admitted(&mut self, within: Duration) -> anyhow::Result<Result<(), Option<u16>>> {
+        match tokio::time::timeout(within, self.socket.next()).await {
+            Err(_) => bail!("neither connection_ack nor a close within {within:?}"),
+            Ok(None) => Ok(Err(None)),
+            Ok(Some(Err(e))) => bail!("reading the first frame: {e}"),
+            Ok(Some(Ok(Message::Close(frame)))) => Ok(Err(frame.map(|f| u16::from(f.code)))),
+            Ok(Some(Ok(Message::Text(text)))) => {
+                let frame: Value =
+                    serde_json::from_str(text.as_str()).with_context(|| format!("frame is not JSON: {text}"))?;
+                anyhow::ensure!(frame["event_type"] == "connection_ack", "first frame {frame}");
+                Ok(Ok(()))
+            }
+            Ok(Some(Ok(other))) => bail!("unexpected first message {other:?}"),
+        }
+    }
+
     /// Sends one client frame as JSON text.
     pub async fn send_json(&mut self, frame: &Value) -> anyhow::Result<()> {
         self.socket

@@ -74,6 +74,10 @@ async fn serve(socket: WebSocket, state: AppState, auth: Result<Caller, AuthErro
     if state.draining.is_cancelled() {
         return reject(socket, close::TRY_LATER, "draining").await;
     }
+    if state.new_connections.check().is_err() {
+        metrics::counter!("gad_ws_connections_refused_total", "reason" => "rate").increment(1);
+        return reject(socket, close::TRY_LATER, "over_capacity").await;
+    }
     let (tx, rx) = mpsc::channel(cfg.queue_frames);
     let handle = ConnHandle::new(tx, cfg.queue_bytes, caller.user_id);
     let capacity = Capacity {
@@ -84,6 +88,7 @@ async fn serve(socket: WebSocket, state: AppState, auth: Result<Caller, AuthErro
         Ok(id) => id,
         Err(e) => {
             tracing::debug!(reason = %e, "connection refused");
+            metrics::counter!("gad_ws_connections_refused_total", "reason" => "capacity").increment(1);
             return reject(socket, close::TRY_LATER, "over_capacity").await;
         }
     };

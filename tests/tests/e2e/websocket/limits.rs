@@ -86,6 +86,47 @@ async fn websocket_over_capacity_closes_1013_per_node_and_per_usuario() -> anyho
     b.stop().await
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn websocket_new_connections_above_the_nodes_rate_close_1013_and_are_accepted_again_later() -> anyhow::Result<()>
+{
+    const BURST: usize = 3;
+    const TRIES: usize = 10;
+    let mut b = Board::start().await?;
+    let mut section = board::section();
+    section.new_connections_per_second = 1;
+    section.new_connections_burst = BURST as u32;
+    let (ws, _) = b.broadcaster(section).await?;
+    let url = format!("{ws}/ws/connect?token={}", b.supervisor.token);
+
+    // A reconnect storm: every client at once.
+    let started = Instant::now();
+    let mut clients = Vec::new();
+    for _ in 0..TRIES {
+        clients.push(WsClient::connect(&url).await?);
+    }
+    let answers = futures::future::try_join_all(clients.iter_mut().map(|c| c.admitted(WITHIN))).await?;
+    // The rate refills one place a second while the storm lasts.
+    let refilled = started.elapsed().as_secs() as usize + 1;
+    let admitted = answers.iter().filter(|a| a.is_ok()).count();
+    assert!(
+        (BURST..=BURST + refilled).contains(&admitted),
+        "{admitted} of {TRIES} admitted with a burst of {BURST}: {answers:?}"
+    );
+    assert!(
+        answers.iter().all(|a| matches!(a, Ok(()) | Err(Some(1013)))),
+        "refused ones close 1013: {answers:?}"
+    );
+    drop(clients);
+
+    // The rate, not the count of open connections, refused them: a client
+    // that backs off is let in.
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let mut late = WsClient::connect(&url).await?;
+    assert_eq!(late.admitted(WITHIN).await?, Ok(()));
+    late.close().await;
+    b.stop().await
+}
+
 /// `tasks` by subscribe for nivel 1 is covered in `tasks::websocket`; here
 /// the other usuario's own topic, and both through `resume` too.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
