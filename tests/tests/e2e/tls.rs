@@ -1,11 +1,11 @@
-//! TLS to the dependencies (issue 6): NATS and Redis servers that accept
-//! only TLS are reached when their certificate verifies against the
-//! configured CA and refused when it does not; PostgreSQL refuses a server
-//! whose certificate the configured CA did not sign.
+//! TLS to the dependencies (issue 6): NATS, Redis and PostgreSQL servers
+//! that accept only TLS are reached when their certificate verifies against
+//! the configured CA and refused when it does not; the project's PostgreSQL
+//! is refused too, its certificate not being signed by the configured CA.
 
 use std::time::Duration;
 
-use gad_e2e::tls_servers::{Certificates, TlsServer};
+use gad_e2e::tls_servers::{Certificates, POSTGRES_USER, TlsServer};
 use gad_shared::redis_conn::Redis;
 use gad_shared::settings::{NatsSettings, PostgresSettings, RedisSettings};
 
@@ -60,6 +60,49 @@ async fn redis_over_tls_is_verified_against_the_configured_ca() -> anyhow::Resul
         ..RedisSettings::default()
     });
     assert!(plain.ping().await.is_err());
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_over_tls_is_verified_against_the_configured_ca() -> anyhow::Result<()> {
+    let certs = Certificates::new().await?;
+    let server = TlsServer::postgres(&certs).await?;
+    let url = format!("postgres://{POSTGRES_USER}@127.0.0.1:{}/postgres", server.port);
+    let settings = |ca: &std::path::Path| PostgresSettings {
+        url: url.clone(),
+        tls_ca_file: Some(ca.to_path_buf()),
+        pool_size: 1,
+        ..PostgresSettings::default()
+    };
+
+    let pool = gad_shared::db::connect(&settings(&certs.ca), Duration::from_secs(5)).await?;
+    let encrypted: Option<bool> = sqlx::query_scalar("SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()")
+        .fetch_one(&pool)
+        .await?;
+    assert_eq!(encrypted, Some(true), "the session is not encrypted");
+    pool.close().await;
+
+    // The same server, its certificate not signed by this CA: refused for
+    // the certificate.
+    let pool = gad_shared::db::connect(&settings(&certs.other_ca), Duration::from_secs(5)).await?;
+    let refused = sqlx::query("SELECT 1").execute(&pool).await;
+    let refused = refused.err().map(|e| e.to_string()).unwrap_or_default();
+    assert!(
+        refused.contains("certificate"),
+        "connected to a server the CA did not vouch for: {refused:?}"
+    );
+
+    // The server takes no plaintext over TCP either.
+    let plain = gad_shared::db::connect(
+        &PostgresSettings {
+            url: format!("{url}?sslmode=disable"),
+            pool_size: 1,
+            ..PostgresSettings::default()
+        },
+        Duration::from_secs(5),
+    )
+    .await?;
+    assert!(sqlx::query("SELECT 1").execute(&plain).await.is_err());
     Ok(())
 }
 
