@@ -1,5 +1,7 @@
 //! TLS to the dependencies, always verified. PostgreSQL, Redis and NATS each
-//! take a CA file (`<service>.tls_ca_file`) or the system roots; no setting
+//! take a CA file (`<service>.tls_ca_file`), trusted beside the client's
+//! built-in roots (PostgreSQL's are the bundled Mozilla list, not the
+//! system's); no setting
 //! turns verification off, and the connection-string spellings that would
 //! (`sslmode=require`, `rediss://…#insecure`) are refused at start.
 
@@ -32,40 +34,49 @@ pub enum TlsError {
 
 /// Connect options for `settings.url` under the verification policy: an
 /// explicit `verify-ca`/`verify-full` or `disable` is kept; no `sslmode`
-/// means `verify-full` when a CA file is configured and `disable` otherwise
-/// (sqlx's own default, `prefer`, would encrypt unverified when it can).
+/// means `verify-full` when a CA (file or `sslrootcert`) is configured and
+/// `disable` otherwise (sqlx's own default, `prefer`, would encrypt
+/// unverified when it can). The mode is read back from what sqlx parsed, not
+/// from the URL's text: sqlx takes the last of repeated parameters, its
+/// aliases (`ssl-mode`) and `PGSSLMODE`, and any of them could otherwise
+/// slip an unverified mode past a check of the first `sslmode`.
 pub fn postgres_options(settings: &PostgresSettings) -> Result<PgConnectOptions, TlsError> {
-    let mode = query_param(&settings.url, "sslmode").map(str::to_ascii_lowercase);
     let options = PgConnectOptions::from_str(&settings.url).map_err(|e| TlsError::PostgresUrl(e.to_string()))?;
-    let options = match (mode.as_deref(), &settings.tls_ca_file) {
-        (Some("allow" | "prefer" | "require"), _) => {
-            return Err(TlsError::UnverifiedPostgres(mode.unwrap_or_default()));
-        }
-        (Some("disable"), Some(_)) => {
+    let has_param = |names: &[&str]| query_params(&settings.url).any(|(k, _)| names.contains(&k));
+    let chosen = has_param(&["sslmode", "ssl-mode"]) || std::env::var_os("PGSSLMODE").is_some();
+    let root_in_url = has_param(&["sslrootcert", "ssl-root-cert", "ssl-ca"]);
+    let ca = settings.tls_ca_file.as_ref();
+    let options = match options.get_ssl_mode() {
+        m @ (PgSslMode::Allow | PgSslMode::Require) => return Err(TlsError::UnverifiedPostgres(name(m).into())),
+        m @ PgSslMode::Prefer if chosen => return Err(TlsError::UnverifiedPostgres(name(m).into())),
+        PgSslMode::Prefer if ca.is_some() || root_in_url => options.ssl_mode(PgSslMode::VerifyFull),
+        PgSslMode::Prefer => options.ssl_mode(PgSslMode::Disable),
+        PgSslMode::Disable if ca.is_some() || root_in_url => {
             return Err(TlsError::PlaintextWithCa {
                 key: "postgres.tls_ca_file",
                 scheme: "sslmode=disable",
             });
         }
-        (Some("disable"), None) => options.ssl_mode(PgSslMode::Disable),
-        (Some("verify-ca" | "verify-full"), ca) | (None, ca @ Some(_)) => {
-            let options = if mode.is_none() {
-                options.ssl_mode(PgSslMode::VerifyFull)
-            } else {
-                options
-            };
-            match ca {
-                Some(path) => {
-                    readable("postgres.tls_ca_file", path)?;
-                    options.ssl_root_cert(path)
-                }
-                None => options,
-            }
-        }
-        (None, None) => options.ssl_mode(PgSslMode::Disable),
-        (Some(other), _) => return Err(TlsError::PostgresUrl(format!("unknown sslmode {other}"))),
+        PgSslMode::Disable | PgSslMode::VerifyCa | PgSslMode::VerifyFull => options,
     };
-    Ok(options)
+    match ca {
+        Some(path) => {
+            readable("postgres.tls_ca_file", path)?;
+            Ok(options.ssl_root_cert(path))
+        }
+        None => Ok(options),
+    }
+}
+
+fn name(mode: PgSslMode) -> &'static str {
+    match mode {
+        PgSslMode::Disable => "disable",
+        PgSslMode::Allow => "allow",
+        PgSslMode::Prefer => "prefer",
+        PgSslMode::Require => "require",
+        PgSslMode::VerifyCa => "verify-ca",
+        PgSslMode::VerifyFull => "verify-full",
+    }
 }
 
 /// The Redis client for `settings.url`: `rediss://` verifies against
@@ -122,12 +133,12 @@ fn readable(key: &'static str, path: &Path) -> Result<(), TlsError> {
     })
 }
 
-fn query_param<'a>(url: &'a str, name: &str) -> Option<&'a str> {
-    let query = url.split_once('?')?.1;
-    query.split('&').find_map(|pair| {
-        let (k, v) = pair.split_once('=')?;
-        (k == name).then_some(v)
-    })
+fn query_params(url: &str) -> impl Iterator<Item = (&str, &str)> {
+    url.split_once('?')
+        .map(|(_, q)| q)
+        .unwrap_or_default()
+        .split('&')
+        .filter_map(|pair| pair.split_once('='))
 }
 
 #[cfg(test)]
@@ -150,6 +161,26 @@ mod tests {
         }
         assert!(matches!(
             pg("postgres://u@db/gad?sslmode=disable", Some("/etc/hostname")),
+            Err(TlsError::PlaintextWithCa { .. })
+        ));
+        // sqlx takes the last of repeated parameters and knows an alias.
+        for url in [
+            "postgres://u@db/gad?sslmode=verify-full&sslmode=require",
+            "postgres://u@db/gad?sslmode=verify-full&ssl-mode=require",
+            "postgres://u@db/gad?ssl-mode=prefer",
+        ] {
+            assert!(matches!(pg(url, None), Err(TlsError::UnverifiedPostgres(_))), "{url}");
+        }
+    }
+
+    #[test]
+    fn a_root_certificate_in_the_url_means_verify_full_not_plaintext() {
+        assert!(matches!(
+            pg("postgres://u@db/gad?sslrootcert=/etc/hostname", None).map(|o| o.get_ssl_mode()),
+            Ok(PgSslMode::VerifyFull)
+        ));
+        assert!(matches!(
+            pg("postgres://u@db/gad?sslrootcert=/etc/hostname&sslmode=disable", None),
             Err(TlsError::PlaintextWithCa { .. })
         ));
     }
