@@ -19,7 +19,8 @@ pub async fn layer(req: Request, next: Next) -> Response {
     let response = next.run(req).await;
     let status = response.status().as_u16().to_string();
     let labels = [("method", method), ("route", route), ("status", status)];
-    metrics::counter!("http_requests_total", &labels).increment(1);
-    metrics::histogram!("http_request_duration_seconds", &labels).record(started.elapsed().as_secs_f64());
+    metrics::counter!(gad_shared::metric_names::HTTP_REQUESTS, &labels).increment(1);
+    metrics::histogram!(gad_shared::metric_names::HTTP_REQUEST_DURATION, &labels)
+        .record(started.elapsed().as_secs_f64());
     response
 }

@@ -28,7 +28,7 @@ pub async fn submit_and_answer(
     if let Some(spec) = gad_shared::job::kind_spec(job.kind)
         && !state.admission.admits(spec.group)
     {
-        metrics::counter!("jobs_refused_total", "lane" => spec.group).increment(1);
+        metrics::counter!(gad_shared::metric_names::JOBS_REFUSED, "lane" => spec.group).increment(1);
         return Err(SubmitError::QueueFull.into());
     }
     let key = idempotency::current_key();

@@ -100,7 +100,7 @@ impl RateLimits {
         let key = format!("{}{}:{key}", self.settings.key_prefix, group.name());
         let decision = self.store.check(&key, limit).await;
         if !decision.allowed {
-            metrics::counter!("http_rate_limited_total", "group" => group.name()).increment(1);
+            metrics::counter!(gad_shared::metric_names::HTTP_RATE_LIMITED, "group" => group.name()).increment(1);
         }
         decision
     }

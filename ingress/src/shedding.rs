@@ -96,7 +96,7 @@ pub async fn layer(State(shedder): State<Shedder>, req: Request, next: Next) -> 
 }
 
 fn overloaded(reason: &'static str) -> Response {
-    metrics::counter!("http_shed_total", "reason" => reason).increment(1);
+    metrics::counter!(gad_shared::metric_names::HTTP_SHED, "reason" => reason).increment(1);
     // §7 has no code of its own for this; `queue_full` tells a client the
     // same thing (retry after the pause), `details.limit` which limit it was.
     ApiError::new(

@@ -22,6 +22,7 @@ pub mod error_body;
 pub mod http_error;
 pub mod job;
 pub mod lag;
+pub mod metric_names;
 pub mod password;
 pub mod redis_conn;
 pub mod revocation;

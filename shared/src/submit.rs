@@ -119,7 +119,7 @@ pub async fn submit(queue: &JobQueue<'_>, job: NewJob) -> Result<JobRecord, Subm
     if let Err(e) = status {
         tracing::warn!(%job_id, error = %e, "queued status not recorded; the worker will record it");
     }
-    metrics::counter!("jobs_submitted_total", "kind" => spec.name, "lane" => spec.group).increment(1);
+    metrics::counter!(crate::metric_names::JOBS_SUBMITTED, "kind" => spec.name, "lane" => spec.group).increment(1);
     Ok(record)
 }
 

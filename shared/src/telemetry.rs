@@ -20,9 +20,43 @@ pub fn init_tracing(settings: &TelemetrySettings) {
     }
 }
 
-/// Serves Prometheus text on the internal metrics address (not the public port).
+/// Serves Prometheus text on the internal metrics address (not the public
+/// port), every family with HELP and TYPE. Latency histograms have buckets
+/// (the exporter's default is a summary, which alert rules cannot aggregate
+/// across replicas).
 pub fn init_metrics(addr: SocketAddr) -> Result<(), metrics_exporter_prometheus::BuildError> {
-    metrics_exporter_prometheus::PrometheusBuilder::new()
-        .with_http_listener(addr)
-        .install()
+    use metrics_exporter_prometheus::{Matcher, PrometheusBuilder};
+
+    use crate::metric_names as m;
+    let mut builder = PrometheusBuilder::new().with_http_listener(addr);
+    for name in [m::HTTP_REQUEST_DURATION, m::JOB_DURATION, m::EMERGENCY_DISPATCH_SECONDS] {
+        builder = builder.set_buckets_for_metric(Matcher::Full(name.into()), m::LATENCY_BUCKETS)?;
+    }
+    builder = builder.set_buckets_for_metric(Matcher::Full(m::JOB_ROW_BATCH_SIZE.into()), m::BATCH_BUCKETS)?;
+    builder.install()?;
+    m::describe();
+    collect_process_metrics();
+    Ok(())
+}
+
+/// How often `process_*` (CPU seconds, resident memory, open descriptors,
+/// threads) is read from /proc.
+const PROCESS_METRICS_EVERY: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// A thread of its own, so the figures keep coming when the runtime is the
+/// thing that is stuck.
+fn collect_process_metrics() {
+    let collector = metrics_process::Collector::default();
+    collector.describe();
+    let started = std::thread::Builder::new()
+        .name("process-metrics".into())
+        .spawn(move || {
+            loop {
+                collector.collect();
+                std::thread::sleep(PROCESS_METRICS_EVERY);
+            }
+        });
+    if let Err(e) = started {
+        tracing::warn!(error = %e, "process metrics not collected");
+    }
 }

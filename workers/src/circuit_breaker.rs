@@ -21,10 +21,7 @@ use crate::jobs::HandlerError;
 use crate::row_batch::BatchError;
 use crate::settings::BreakerSettings;
 
-/// Breaker state per dependency: 0 closed, 1 open, 2 half-open.
-pub const STATE: &str = "gad_breaker_state";
-/// Times the breaker opened.
-pub const OPENED: &str = "gad_breaker_opened_total";
+use gad_shared::metric_names::{BREAKER_OPENED as OPENED, BREAKER_STATE as STATE};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum BreakerState {

@@ -14,17 +14,11 @@ use tokio_util::sync::CancellationToken;
 
 use crate::process::Processed;
 
-pub const STARTED: &str = "gad_jobs_started_total";
-pub const SUCCEEDED: &str = "gad_jobs_succeeded_total";
-pub const FAILED: &str = "gad_jobs_failed_total";
-pub const RETRIED: &str = "gad_jobs_retried_total";
-pub const DEAD: &str = "gad_jobs_dead_total";
-pub const IN_FLIGHT: &str = "gad_jobs_in_flight";
-pub const DURATION: &str = "gad_job_run_duration_seconds";
-/// Messages of a group not yet delivered (§6.5 names it; lane = group).
-pub const QUEUE_DEPTH: &str = "job_queue_depth";
-/// Messages delivered and not yet acknowledged, per group.
-pub const ACK_PENDING: &str = "gad_consumer_ack_pending";
+use gad_shared::metric_names::{
+    CONSUMER_ACK_PENDING as ACK_PENDING, JOB_DURATION as DURATION, JOB_QUEUE_DEPTH as QUEUE_DEPTH, JOBS_DEAD as DEAD,
+    JOBS_FAILED as FAILED, JOBS_IN_FLIGHT as IN_FLIGHT, JOBS_RETRIED as RETRIED, JOBS_STARTED as STARTED,
+    JOBS_SUCCEEDED as SUCCEEDED,
+};
 
 /// How often each group's consumer is asked for its pending count.
 const PENDING_EVERY: Duration = Duration::from_secs(5);
@@ -67,7 +61,7 @@ pub fn finished(kind: &'static str, processed: Processed, elapsed: Duration) {
     if let Some(name) = counter {
         metrics::counter!(name, "kind" => kind).increment(1);
     }
-    metrics::histogram!(DURATION, "kind" => kind, "outcome" => outcome).record(elapsed.as_secs_f64());
+    metrics::histogram!(DURATION, "kind" => kind, "status" => outcome).record(elapsed.as_secs_f64());
 }
 
 /// Publishes the group's consumer lag until `cancel` fires. A failed read

@@ -122,7 +122,7 @@ async fn run(
         acknowledge(msg, Ack::Nak(full_jitter(attempt, ctx.policy.base, ctx.policy.cap))).await;
         return Processed::Retried;
     }
-    metrics::counter!("jobs_finished_total", "kind" => kind_label(&job.kind), "status" => status.as_str()).increment(1);
+    metrics::counter!(gad_shared::metric_names::JOBS_FINISHED, "kind" => kind_label(&job.kind), "status" => status.as_str()).increment(1);
     acknowledge(msg, ack).await;
     Processed::Settled(status)
 }
@@ -271,7 +271,7 @@ async fn run_read_only(
         acknowledge(msg, Ack::Nak(full_jitter(attempt, ctx.policy.base, ctx.policy.cap))).await;
         return Processed::Retried;
     }
-    metrics::counter!("jobs_finished_total", "kind" => kind_label(&job.kind), "status" => status.as_str()).increment(1);
+    metrics::counter!(gad_shared::metric_names::JOBS_FINISHED, "kind" => kind_label(&job.kind), "status" => status.as_str()).increment(1);
     acknowledge(msg, ack).await;
     Processed::Settled(status)
 }

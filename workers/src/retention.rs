@@ -82,7 +82,7 @@ pub async fn run(db: PgPool, policy: Policy, cancel: CancellationToken) {
             Ok(Some(counts)) => {
                 for (table, n) in counts.into_iter().filter(|(_, n)| *n > 0) {
                     tracing::info!(table, rows = n, "retention purge");
-                    metrics::counter!("retention_purged_rows_total", "table" => table).increment(n);
+                    metrics::counter!(gad_shared::metric_names::RETENTION_PURGED_ROWS, "table" => table).increment(n);
                 }
             }
             Ok(None) => tracing::debug!("another process is purging"),

@@ -71,7 +71,7 @@ impl RowBatcher {
 async fn write_batches(db: PgPool, mut rx: mpsc::Receiver<Pending>, max_batch: usize) {
     let mut batch = Vec::with_capacity(max_batch);
     while rx.recv_many(&mut batch, max_batch).await > 0 {
-        metrics::histogram!("job_row_batch_size").record(batch.len() as f64);
+        metrics::histogram!(gad_shared::metric_names::JOB_ROW_BATCH_SIZE).record(batch.len() as f64);
         let rows: Vec<&Row> = batch.iter().map(|p| &p.row).collect();
         match insert(&db, &rows).await {
             Ok(written) => {

@@ -75,7 +75,7 @@ async fn serve(socket: WebSocket, state: AppState, auth: Result<Caller, AuthErro
         return reject(socket, close::TRY_LATER, "draining").await;
     }
     if state.new_connections.check().is_err() {
-        metrics::counter!("gad_ws_connections_refused_total", "reason" => "rate").increment(1);
+        metrics::counter!(gad_shared::metric_names::WS_CONNECTIONS_REFUSED, "reason" => "rate").increment(1);
         return reject(socket, close::TRY_LATER, "over_capacity").await;
     }
     let (tx, rx) = mpsc::channel(cfg.queue_frames);
@@ -88,13 +88,13 @@ async fn serve(socket: WebSocket, state: AppState, auth: Result<Caller, AuthErro
         Ok(id) => id,
         Err(e) => {
             tracing::debug!(reason = %e, "connection refused");
-            metrics::counter!("gad_ws_connections_refused_total", "reason" => "capacity").increment(1);
+            metrics::counter!(gad_shared::metric_names::WS_CONNECTIONS_REFUSED, "reason" => "capacity").increment(1);
             return reject(socket, close::TRY_LATER, "over_capacity").await;
         }
     };
     let own = format!("user.{}", caller.user_id);
     state.hub.subscribe(id, &own);
-    metrics::gauge!("websocket_connections_active").increment(1.0);
+    metrics::gauge!(gad_shared::metric_names::WS_CONNECTIONS_ACTIVE).increment(1.0);
 
     handle.offer(frames::control(
         "connection_ack",
@@ -131,7 +131,7 @@ async fn serve(socket: WebSocket, state: AppState, auth: Result<Caller, AuthErro
     };
     conn.read_loop(stream, cfg.ping_interval, cfg.missed_pongs).await;
     state.hub.remove(id);
-    metrics::gauge!("websocket_connections_active").decrement(1.0);
+    metrics::gauge!(gad_shared::metric_names::WS_CONNECTIONS_ACTIVE).decrement(1.0);
     let _ = writer.await;
 }
 

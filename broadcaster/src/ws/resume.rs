@@ -69,7 +69,7 @@ pub async fn resume(
         Err(ResumeError::SlowConsumer) => "slow_consumer",
         Err(ResumeError::Stream(_)) => "stream_error",
     };
-    metrics::counter!("gad_ws_resumes_total", "outcome" => label).increment(1);
+    metrics::counter!(gad_shared::metric_names::WS_RESUME, "outcome" => label).increment(1);
     outcome
 }
 

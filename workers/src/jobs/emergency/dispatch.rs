@@ -169,14 +169,16 @@ pub async fn run(ctx: &HandlerContext, job: &JobEnvelope) -> Result<JobResult, H
         .as_secs_f64();
     match outcome {
         Ok(result) => {
-            metrics::counter!("emergency_dispatch_total", "outcome" => "assigned").increment(1);
-            metrics::histogram!("emergency_dispatch_seconds", "outcome" => "assigned").record(elapsed);
+            metrics::counter!(gad_shared::metric_names::EMERGENCY_DISPATCH, "outcome" => "assigned").increment(1);
+            metrics::histogram!(gad_shared::metric_names::EMERGENCY_DISPATCH_SECONDS, "outcome" => "assigned")
+                .record(elapsed);
             Ok(result)
         }
         Err(Failure::NoUnit) => {
             record_unassigned(ctx, job, &params, "no_efectivo_available").await?;
-            metrics::counter!("emergency_dispatch_total", "outcome" => "no_efectivo_available").increment(1);
-            metrics::histogram!("emergency_dispatch_seconds", "outcome" => "no_efectivo_available").record(elapsed);
+            metrics::counter!(gad_shared::metric_names::EMERGENCY_DISPATCH, "outcome" => "no_efectivo_available")
+                .increment(1);
+            metrics::histogram!(gad_shared::metric_names::EMERGENCY_DISPATCH_SECONDS, "outcome" => "no_efectivo_available").record(elapsed);
             Err(HandlerError::rejected(
                 404,
                 "no_efectivo_available",
@@ -189,7 +191,7 @@ pub async fn run(ctx: &HandlerContext, job: &JobEnvelope) -> Result<JobResult, H
         }
         Err(Failure::Handler(e)) => match budget_left(job).filter(|_| is_retryable(&e)) {
             Some(left) => {
-                metrics::counter!("emergency_dispatch_total", "outcome" => "error").increment(1);
+                metrics::counter!(gad_shared::metric_names::EMERGENCY_DISPATCH, "outcome" => "error").increment(1);
                 // The lane's backoff may exceed what is left; the last retry
                 // must still come inside the budget, to dispatch or give up.
                 Err(HandlerError::Within {
@@ -218,7 +220,7 @@ async fn give_up(ctx: &HandlerContext, job: &JobEnvelope, params: &Params) -> Re
     if let Err(e) = record_unassigned(ctx, job, params, "dependency_unavailable").await {
         tracing::error!(error = %e, job_id = %job.job_id, "emergency not dispatched within its budget; alert not written");
     }
-    metrics::counter!("emergency_dispatch_total", "outcome" => "error").increment(1);
+    metrics::counter!(gad_shared::metric_names::EMERGENCY_DISPATCH, "outcome" => "error").increment(1);
     Err(HandlerError::Rejected(gad_shared::job::JobError {
         http_status: 503,
         error: "dependency_unavailable".into(),

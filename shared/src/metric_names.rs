@@ -1,0 +1,202 @@
+//! Every metric the services export, named in one place with its help text.
+//! The §6.5 names are exact (existing alert rules use them); the rest carry
+//! the `gad_` prefix. Labels come from bounded sets only: route templates,
+//! job kinds and groups from their tables, fixed reason and outcome words.
+//! `deploy/prometheus/` (alert rules, dashboards) refers to these names, and
+//! a test checks each name a rule uses against a live scrape.
+
+/// (name, help) of one family.
+type Family = (&'static str, &'static str);
+
+// --- §6.5 ---------------------------------------------------------------
+/// Counter; method, route (template), status.
+pub const HTTP_REQUESTS: &str = "http_requests_total";
+/// Histogram; method, route (template), status.
+pub const HTTP_REQUEST_DURATION: &str = "http_request_duration_seconds";
+/// Gauge; open WebSocket connections of this node.
+pub const WS_CONNECTIONS_ACTIVE: &str = "websocket_connections_active";
+/// Counter; reason.
+pub const WS_BROADCAST_ERRORS: &str = "websocket_broadcast_errors_total";
+/// Counter; kind, lane.
+pub const JOBS_SUBMITTED: &str = "jobs_submitted_total";
+/// Counter; kind, status (the job's final status).
+pub const JOBS_FINISHED: &str = "jobs_finished_total";
+/// Histogram; kind, status (`retried`, `skipped` for runs that did not end the job).
+pub const JOB_DURATION: &str = "job_duration_seconds";
+/// Gauge; lane (worker group): messages not yet delivered.
+pub const JOB_QUEUE_DEPTH: &str = "job_queue_depth";
+/// Counter; outcome (assigned, no_efectivo_available, error).
+pub const EMERGENCY_DISPATCH: &str = "emergency_dispatch_total";
+/// Histogram; outcome.
+pub const EMERGENCY_DISPATCH_SECONDS: &str = "emergency_dispatch_seconds";
+/// Gauge; channel, priority: notifications not yet delivered (pending or sending).
+pub const NOTIFICATIONS_PENDING: &str = "notifications_pending";
+/// Gauge; channel, priority: age of the oldest undelivered notification.
+pub const NOTIFICATION_OLDEST_UNACKED: &str = "notification_oldest_unacked_seconds";
+/// Counter; code (HTTP status of the Bot API answer, or `network`).
+pub const TELEGRAM_API_ERRORS: &str = "telegram_api_errors_total";
+/// Counter; connections closed 4000 as slow consumers.
+pub const WS_SLOW_CONSUMER_CLOSES: &str = "ws_slow_consumer_closes_total";
+/// Counter; outcome (ok, resync, slow_consumer, stream_error).
+pub const WS_RESUME: &str = "ws_resume_total";
+
+// --- ingress ------------------------------------------------------------
+/// Counter; reason (soft_queue_timeout, hard_limit).
+pub const HTTP_SHED: &str = "gad_http_shed_total";
+/// Counter; group (route group of §6.4).
+pub const HTTP_RATE_LIMITED: &str = "gad_http_rate_limited_total";
+/// Counter; lane: submissions refused by admission control.
+pub const JOBS_REFUSED: &str = "gad_jobs_refused_total";
+
+// --- workers ------------------------------------------------------------
+/// Counter; kind: deliveries that started to run.
+pub const JOBS_STARTED: &str = "gad_jobs_started_total";
+/// Counter; kind.
+pub const JOBS_SUCCEEDED: &str = "gad_jobs_succeeded_total";
+/// Counter; kind.
+pub const JOBS_FAILED: &str = "gad_jobs_failed_total";
+/// Counter; kind: runs that ended in a retry.
+pub const JOBS_RETRIED: &str = "gad_jobs_retried_total";
+/// Counter; kind: jobs dead-lettered.
+pub const JOBS_DEAD: &str = "gad_jobs_dead_total";
+/// Gauge; kind.
+pub const JOBS_IN_FLIGHT: &str = "gad_jobs_in_flight";
+/// Gauge; lane: delivered, not yet acknowledged.
+pub const CONSUMER_ACK_PENDING: &str = "gad_consumer_ack_pending";
+/// Gauge; dependency: 0 closed, 1 open, 2 half-open.
+pub const BREAKER_STATE: &str = "gad_breaker_state";
+/// Counter; dependency.
+pub const BREAKER_OPENED: &str = "gad_breaker_opened_total";
+/// Histogram: job rows written per batch.
+pub const JOB_ROW_BATCH_SIZE: &str = "gad_job_row_batch_size";
+/// Counter; table.
+pub const RETENTION_PURGED_ROWS: &str = "gad_retention_purged_rows_total";
+
+// --- broadcaster --------------------------------------------------------
+/// Counter; reason (rate, capacity): connections closed 1013 at once.
+pub const WS_CONNECTIONS_REFUSED: &str = "gad_ws_connections_refused_total";
+
+const COUNTERS: &[Family] = &[
+    (
+        HTTP_REQUESTS,
+        "HTTP requests answered, by method, route template and status",
+    ),
+    (WS_BROADCAST_ERRORS, "Frames a connection could not take, by reason"),
+    (JOBS_SUBMITTED, "Jobs accepted onto the queue, by kind and lane"),
+    (JOBS_FINISHED, "Jobs that reached a final status, by kind and status"),
+    (EMERGENCY_DISPATCH, "Emergency dispatches, by outcome"),
+    (TELEGRAM_API_ERRORS, "Bot API calls that failed, by status code"),
+    (
+        WS_SLOW_CONSUMER_CLOSES,
+        "WebSocket connections closed 4000 as slow consumers",
+    ),
+    (WS_RESUME, "WebSocket resumes, by outcome"),
+    (HTTP_SHED, "Requests shed by the concurrency limits, by reason"),
+    (HTTP_RATE_LIMITED, "Requests answered 429, by route group"),
+    (JOBS_REFUSED, "Submissions refused by admission control, by lane"),
+    (JOBS_STARTED, "Job runs started, by kind"),
+    (JOBS_SUCCEEDED, "Jobs that succeeded, by kind"),
+    (JOBS_FAILED, "Jobs that failed for good, by kind"),
+    (JOBS_RETRIED, "Job runs that ended in a retry, by kind"),
+    (JOBS_DEAD, "Jobs dead-lettered, by kind"),
+    (BREAKER_OPENED, "Times a circuit breaker opened, by dependency"),
+    (RETENTION_PURGED_ROWS, "Rows deleted by the retention purge, by table"),
+    (
+        WS_CONNECTIONS_REFUSED,
+        "WebSocket connections refused with 1013, by reason",
+    ),
+];
+
+const GAUGES: &[Family] = &[
+    (WS_CONNECTIONS_ACTIVE, "Open WebSocket connections on this node"),
+    (JOB_QUEUE_DEPTH, "Jobs waiting for delivery, by lane (worker group)"),
+    (
+        NOTIFICATIONS_PENDING,
+        "Notifications not yet delivered, by channel and priority",
+    ),
+    (
+        NOTIFICATION_OLDEST_UNACKED,
+        "Age in seconds of the oldest undelivered notification, by channel and priority",
+    ),
+    (JOBS_IN_FLIGHT, "Jobs running now in this process, by kind"),
+    (CONSUMER_ACK_PENDING, "Jobs delivered and not yet acknowledged, by lane"),
+    (
+        BREAKER_STATE,
+        "Circuit breaker state by dependency: 0 closed, 1 open, 2 half-open",
+    ),
+];
+
+const HISTOGRAMS: &[Family] = &[
+    (
+        HTTP_REQUEST_DURATION,
+        "HTTP request duration in seconds, by method, route template and status",
+    ),
+    (JOB_DURATION, "Job run duration in seconds, by kind and status"),
+    (
+        EMERGENCY_DISPATCH_SECONDS,
+        "Emergency dispatch duration in seconds, by outcome",
+    ),
+    (JOB_ROW_BATCH_SIZE, "Job rows written per database batch"),
+];
+
+/// Buckets of every latency histogram, in seconds: fine around the SLO
+/// (p95 ≤ 150 ms, p99 ≤ 400 ms) and wide enough for a job's deadline.
+pub const LATENCY_BUCKETS: &[f64] = &[
+    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.15, 0.25, 0.4, 0.6, 1.0, 2.5, 5.0, 10.0, 30.0,
+];
+
+/// Buckets of the row batch size histogram.
+pub const BATCH_BUCKETS: &[f64] = &[1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0];
+
+/// Gives every family its HELP line (the exporter writes HELP only for
+/// described families).
+pub fn describe() {
+    for (name, help) in COUNTERS {
+        metrics::describe_counter!(*name, *help);
+    }
+    for (name, help) in GAUGES {
+        metrics::describe_gauge!(*name, *help);
+    }
+    for (name, help) in HISTOGRAMS {
+        metrics::describe_histogram!(*name, *help);
+    }
+}
+
+/// Every family name, for tests and the alert-rule check.
+pub fn all() -> impl Iterator<Item = &'static str> {
+    COUNTERS.iter().chain(GAUGES).chain(HISTOGRAMS).map(|(name, _)| *name)
+}
+
+#[cfg(test)]
+mod tests {
+    /// The names §6.5 fixes; everything else is ours and prefixed.
+    const SPEC: [&str; 15] = [
+        super::HTTP_REQUESTS,
+        super::HTTP_REQUEST_DURATION,
+        super::WS_CONNECTIONS_ACTIVE,
+        super::WS_BROADCAST_ERRORS,
+        super::JOBS_SUBMITTED,
+        super::JOBS_FINISHED,
+        super::JOB_DURATION,
+        super::JOB_QUEUE_DEPTH,
+        super::EMERGENCY_DISPATCH,
+        super::EMERGENCY_DISPATCH_SECONDS,
+        super::NOTIFICATIONS_PENDING,
+        super::NOTIFICATION_OLDEST_UNACKED,
+        super::TELEGRAM_API_ERRORS,
+        super::WS_SLOW_CONSUMER_CLOSES,
+        super::WS_RESUME,
+    ];
+
+    #[test]
+    fn every_family_is_described_once_and_ours_carry_the_prefix() {
+        let mut seen = std::collections::HashSet::new();
+        for name in super::all() {
+            assert!(seen.insert(name), "{name} twice");
+            assert!(name.starts_with("gad_") || SPEC.contains(&name), "{name}");
+        }
+        for name in SPEC {
+            assert!(seen.contains(name), "{name} has no help text");
+        }
+    }
+}
