@@ -247,8 +247,6 @@ impl Hub {
                 let f = frame.get_or_insert_with(|| event.frame(topic)).clone();
                 if conn.handle.offer(f) {
                     delivered += 1;
-                } else {
-                    metrics::counter!("websocket_broadcast_errors_total", "reason" => "slow_consumer").increment(1);
                 }
             }
         }

@@ -11,6 +11,8 @@ use axum::extract::ws::Utf8Bytes;
 use tokio::sync::{Notify, mpsc};
 use tokio_util::sync::CancellationToken;
 
+use gad_shared::metric_names;
+
 use crate::frames::close;
 
 /// The sending side of one connection.
@@ -50,7 +52,7 @@ impl ConnHandle {
     pub fn offer(&self, frame: Utf8Bytes) -> bool {
         let len = frame.len();
         if self.queued_bytes.load(Ordering::Relaxed) + len > self.max_bytes {
-            self.close(close::SLOW_CONSUMER);
+            self.overflowed();
             return false;
         }
         match self.tx.try_send(frame) {
@@ -59,9 +61,10 @@ impl ConnHandle {
                 true
             }
             Err(mpsc::error::TrySendError::Full(_)) => {
-                self.close(close::SLOW_CONSUMER);
+                self.overflowed();
                 false
             }
+            // Already closed: nothing was refused for slowness.
             Err(mpsc::error::TrySendError::Closed(_)) => false,
         }
     }
@@ -106,7 +109,15 @@ impl ConnHandle {
         if !self.closing.is_cancelled() {
             self.close_code.store(code, Ordering::Relaxed);
             self.closing.cancel();
+            if code == close::SLOW_CONSUMER {
+                metrics::counter!(metric_names::WS_SLOW_CONSUMER_CLOSES).increment(1);
+            }
         }
+    }
+
+    fn overflowed(&self) {
+        metrics::counter!(metric_names::WS_BROADCAST_ERRORS, "reason" => "slow_consumer").increment(1);
+        self.close(close::SLOW_CONSUMER);
     }
 }
 

@@ -165,6 +165,7 @@ impl Application {
             &settings.workers,
             shutdown.clone(),
         ));
+        loops.spawn(crate::notification_gauges::run(ctx.store.db.clone(), shutdown.clone()));
         loops.spawn(crate::retention::run(
             ctx.store.db.clone(),
             (&settings.workers).into(),

@@ -26,6 +26,7 @@ pub mod job_metrics;
 pub mod job_store;
 pub mod jobs;
 pub mod max_deliveries;
+pub mod notification_gauges;
 pub mod notify_relay;
 pub mod outcome;
 pub mod process;

@@ -47,6 +47,20 @@ pub enum SendFailure {
     Permanent(String),
 }
 
+impl SendFailure {
+    /// The `code` label of `telegram_api_errors_total`: the status where the
+    /// answer tells it, else the class (teloxide drops most status codes).
+    pub fn code(&self) -> &'static str {
+        match self {
+            SendFailure::RetryAfter(_) => "429",
+            SendFailure::Unreachable(_) => "403",
+            SendFailure::Parse(_) => "400",
+            SendFailure::Transient(_) => "transient",
+            SendFailure::Permanent(_) => "permanent",
+        }
+    }
+}
+
 pub fn classify(e: RequestError) -> SendFailure {
     match e {
         RequestError::RetryAfter(s) => SendFailure::RetryAfter(s.duration()),

@@ -166,11 +166,13 @@ impl Sender {
         }
         // Also bounds teloxide's own 10 s pause after a 5xx: a timed-out
         // call is retried like the 5xx it usually is.
-        match tokio::time::timeout(self.settings.api_timeout, request.send()).await {
-            Err(_) => Err(SendFailure::Transient("no answer within telegram.api_timeout".into())),
-            Ok(Err(e)) => Err(classify(e)),
-            Ok(Ok(message)) => Ok(i64::from(message.id.0)),
-        }
+        let failure = match tokio::time::timeout(self.settings.api_timeout, request.send()).await {
+            Err(_) => SendFailure::Transient("no answer within telegram.api_timeout".into()),
+            Ok(Err(e)) => classify(e),
+            Ok(Ok(message)) => return Ok(i64::from(message.id.0)),
+        };
+        metrics::counter!(gad_shared::metric_names::TELEGRAM_API_ERRORS, "code" => failure.code()).increment(1);
+        Err(failure)
     }
 
     fn sent_key(&self, id: Uuid) -> String {

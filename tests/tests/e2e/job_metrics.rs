@@ -38,7 +38,9 @@ async fn a_job_is_counted_timed_and_its_lane_lag_published() -> anyhow::Result<(
             .text()
             .await?;
         let ready = sample(&text, "gad_jobs_succeeded_total", kind) == Some(2.0)
-            && sample(&text, "job_queue_depth", r#"lane="geo""#).is_some();
+            && sample(&text, "job_queue_depth", r#"lane="geo""#).is_some()
+            && sample(&text, "notifications_pending", "channel=").is_some()
+            && text.contains("process_resident_memory_bytes ");
         if ready {
             break text;
         }
@@ -51,11 +53,38 @@ async fn a_job_is_counted_timed_and_its_lane_lag_published() -> anyhow::Result<(
     assert_eq!(sample(&text, "gad_jobs_started_total", kind), Some(2.0));
     assert_eq!(sample(&text, "gad_jobs_in_flight", kind), Some(0.0));
     assert_eq!(sample(&text, "gad_jobs_dead_total", kind), None, "nothing died");
+    assert_eq!(sample(&text, "job_duration_seconds_count", kind), Some(2.0), "{text}");
     assert_eq!(
-        sample(&text, "gad_job_run_duration_seconds_count", kind),
+        sample(&text, "jobs_finished_total", r#"kind="geo.nearest",status="succeeded""#),
         Some(2.0),
         "{text}"
     );
+    // Bucketed (alert rules aggregate it across replicas) and described.
+    assert!(text.contains("# TYPE job_duration_seconds histogram"), "{text}");
+    assert!(text.contains("# HELP job_duration_seconds "), "{text}");
+    assert!(
+        sample(&text, "job_duration_seconds_bucket", r#"le="0.15""#).is_some(),
+        "{text}"
+    );
     assert_eq!(sample(&text, "job_queue_depth", r#"lane="geo""#), Some(0.0));
+    // The notification backlog is read at start: nothing waits in a fresh database.
+    assert_eq!(
+        sample(&text, "notifications_pending", r#"channel="telegram",priority="0""#),
+        Some(0.0),
+        "{text}"
+    );
+    assert_eq!(
+        sample(
+            &text,
+            "notification_oldest_unacked_seconds",
+            r#"channel="telegram",priority="0""#
+        ),
+        Some(0.0),
+        "{text}"
+    );
+    let rss = text
+        .lines()
+        .find_map(|l| l.strip_prefix("process_resident_memory_bytes ")?.parse::<f64>().ok());
+    assert!(rss.is_some_and(|b| b > 1e6), "process metrics: {text}");
     app.stop().await
 }
