@@ -19,10 +19,21 @@
 #   BENCH_TOOL=bench_pipeline  the load: bench_pipeline (issue 2/4/6 figures, phases below) or
 #                              bench_domain (issue 3: 1 emergency dispatches/s at
 #                              BENCH_EMERGENCY_CLIENTS=32, 2 mixed workload at BENCH_MIXED_RATES;
-#                              workers [geo,tasks,emergency]; reseed (no BENCH_SKIP_SEED) before it)
+#                              workers [geo,tasks,emergency]; reseed (no BENCH_SKIP_SEED) before it) or
+#                              bench_fanout (issue 5, tests/src/bin/bench_fanout.rs: 3 memory per idle
+#                              connection, run first, 1 WebSocket fan-out rate at saturation, 2 latency at
+#                              a fixed rate; workers []; BENCH_DURATION_S defaults to 10; the broadcaster's
+#                              connection limit and new-connection rate are raised, ulimit -n to the hard limit)
+#   BENCH_FANOUT_CLIENTS=1000  bench_fanout phases 1-2: subscribed clients (nivel >= 2 usuarios)
+#   BENCH_FANOUT_RATE=200      bench_fanout phase 2: events/s (each delivered to every client)
+#   BENCH_IDLE_CONNECTIONS=10000  bench_fanout phase 3 (BENCH_IDLE_PER_USER=2 per nivel-1 usuario)
+#   BENCH_WS_NEW_CONNECTIONS_PER_SECOND=1000000  bench_fanout: the broadcaster's new-connection rate
+#                              (and burst); clients retry a 1013 with backoff
+#   BENCH_PROFILE=release      cargo profile of the binaries: release, or debug (target/debug,
+#                              `cargo build --bins`) to try a tool out quickly; never for figures
 #   BENCH_DURATION_S=20        measured seconds of phases 1 and 2
 #   BENCH_SKIP_SEED=1          reuse an already seeded gad_bench (its jobs table is emptied)
-#   BENCH_SKIP_BUILD=1         use the release binaries as they are
+#   BENCH_SKIP_BUILD=1         use the binaries (of BENCH_PROFILE) as they are
 #   BENCH_PHASES=1,2,3         phases to run; also 4 (raw JetStream async publish, the
 #                              ceiling phase 1 is read against) and 5 (overload: 2× ingress'
 #                              hard limit of clients; accepted/s, p99, 503 share, ingress RSS)
@@ -58,9 +69,16 @@ set -euo pipefail
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd -P)"
 LOCAL="$REPO/.local"
 BENCH_DIR="$LOCAL/bench"
-BIN="${CARGO_TARGET_DIR:-$REPO/target}/release"
+BENCH_PROFILE="${BENCH_PROFILE:-release}"
+case "$BENCH_PROFILE" in
+    release) BUILD_ARGS=(--release --bins) ;;
+    debug) BUILD_ARGS=(--bins) ;;
+    *) printf 'BENCH_PROFILE=%s: release or debug\n' "$BENCH_PROFILE" >&2; exit 2 ;;
+esac
+BIN="${CARGO_TARGET_DIR:-$REPO/target}/$BENCH_PROFILE"
 NAMES=(gad-workers gad-ingress gad-broadcaster)
 
+if [ "${BENCH_TOOL:-}" = bench_fanout ]; then BENCH_DURATION_S="${BENCH_DURATION_S:-10}"; fi
 BENCH_DURATION_S="${BENCH_DURATION_S:-20}"
 BENCH_SKIP_SEED="${BENCH_SKIP_SEED:-0}"
 BENCH_SKIP_BUILD="${BENCH_SKIP_BUILD:-0}"
@@ -73,7 +91,8 @@ BENCH_TOOL="${BENCH_TOOL:-bench_pipeline}"
 case "$BENCH_TOOL" in
     bench_pipeline) BENCH_WORKER_GROUPS="${BENCH_WORKER_GROUPS:-[geo]}" ;;
     bench_domain) BENCH_WORKER_GROUPS="${BENCH_WORKER_GROUPS:-[geo,tasks,emergency]}" ;;
-    *) printf 'BENCH_TOOL=%s: bench_pipeline or bench_domain\n' "$BENCH_TOOL" >&2; exit 2 ;;
+    bench_fanout) BENCH_WORKER_GROUPS="${BENCH_WORKER_GROUPS:-[]}" ;;
+    *) printf 'BENCH_TOOL=%s: bench_pipeline, bench_domain or bench_fanout\n' "$BENCH_TOOL" >&2; exit 2 ;;
 esac
 BENCH_KEEP_RUNNING="${BENCH_KEEP_RUNNING:-0}"
 BENCH_NICE="${BENCH_NICE:-0}"
@@ -292,14 +311,15 @@ command -v psql >/dev/null 2>&1 || die "psql is required (deploy/services.sh ins
 mkdir -p "$BENCH_DIR"
 
 if [ "$BENCH_SKIP_BUILD" = 1 ]; then
-    log "BENCH_SKIP_BUILD=1: using the release binaries as they are"
+    log "BENCH_SKIP_BUILD=1: using the $BENCH_PROFILE binaries as they are"
 else
-    banner "cargo build --release --bins"
+    banner "cargo build ${BUILD_ARGS[*]}"
     build_start=$SECONDS
-    cargo build --release --bins
-    log "release build: $((SECONDS - build_start)) s"
+    cargo build "${BUILD_ARGS[@]}"
+    log "$BENCH_PROFILE build: $((SECONDS - build_start)) s"
 fi
-for name in gad bench_pipeline "${NAMES[@]}"; do
+if [ "$BENCH_PROFILE" != release ]; then log "warning: $BENCH_PROFILE binaries: the figures say nothing about release"; fi
+for name in gad bench_pipeline "$BENCH_TOOL" "${NAMES[@]}"; do
     [ -x "$BIN/$name" ] || die "$BIN/$name was not built"
 done
 
@@ -320,8 +340,7 @@ export GAD_AUTH__JWT_SECRET
 GAD_AUTH__JWT_SECRET="$(head -c 48 /dev/urandom | base64 -w 0)"
 # Each binary gets only the variables of sections it has (env(1) arguments):
 # settings::load rejects other services' sections when they are upper case
-# (GAD_BROADCASTER__BIND seen by gad-workers is "unknown field broadcaster"),
-# and gad-broadcaster has no postgres section at all.
+# (GAD_BROADCASTER__BIND seen by gad-workers is "unknown field broadcaster").
 for var in $(compgen -e); do
     case "$var" in GAD_INGRESS__* | GAD_WORKERS__* | GAD_BROADCASTER__*) unset "$var" ;; esac
 done
@@ -330,8 +349,23 @@ declare -A SERVICE_ENV=(
     [gad-workers]="GAD_WORKERS__HEALTH_BIND=$WORKERS_HEALTH_ADDR GAD_WORKERS__METRICS_BIND=127.0.0.1:19181 \
 GAD_WORKERS__GROUPS=$BENCH_WORKER_GROUPS GAD_WORKERS__GROUP__GEO__CONCURRENCY=$BENCH_GEO_CONCURRENCY \
 GAD_WORKERS__GROUP__GEO__MAX_ACK_PENDING=$BENCH_GEO_MAX_ACK_PENDING"
-    [gad-broadcaster]="-u GAD_POSTGRES__URL -u GAD_POSTGRES__POOL_SIZE GAD_BROADCASTER__BIND=$BROADCASTER_ADDR GAD_BROADCASTER__METRICS_BIND=127.0.0.1:19182"
+    [gad-broadcaster]="GAD_BROADCASTER__BIND=$BROADCASTER_ADDR GAD_BROADCASTER__METRICS_BIND=127.0.0.1:19182"
 )
+if [ "$BENCH_TOOL" = bench_fanout ]; then
+    # Phase 3's idle connections plus phases 1-2's clients (closed in between,
+    # but the margin costs nothing), and no new-connection rate limit: the
+    # figures are delivery and memory, not how fast a node takes reconnects.
+    fanout_conns=$((${BENCH_IDLE_CONNECTIONS:-10000} + ${BENCH_FANOUT_CLIENTS:-1000}))
+    SERVICE_ENV[gad-broadcaster]+=" GAD_BROADCASTER__MAX_CONNECTIONS=$((fanout_conns + 100))"
+    rate="${BENCH_WS_NEW_CONNECTIONS_PER_SECOND:-1000000}"
+    SERVICE_ENV[gad-broadcaster]+=" GAD_BROADCASTER__NEW_CONNECTIONS_PER_SECOND=$rate GAD_BROADCASTER__NEW_CONNECTIONS_BURST=$rate"
+    # Both the broadcaster and bench_fanout hold one descriptor per connection.
+    ulimit -n "$(ulimit -Hn)" || true
+    if [ "$(ulimit -n)" != unlimited ] && [ "$(ulimit -n)" -lt $((fanout_conns + 1024)) ]; then
+        die "ulimit -n is $(ulimit -n) (hard limit $(ulimit -Hn)); bench_fanout needs $((fanout_conns + 1024)): lower BENCH_IDLE_CONNECTIONS or raise the limit"
+    fi
+    log "bench_fanout: broadcaster max_connections $((fanout_conns + 100)), ulimit -n $(ulimit -n)"
+fi
 # leftovers of an interrupted run: our own processes, then our streams
 stop_services
 stop_own_nats
@@ -418,6 +452,7 @@ bench_rc=0
 case "$BENCH_TOOL" in
     bench_pipeline) tool_args=(--ingress-url "http://$INGRESS_ADDR" "${cpu_args[@]}") ;;
     bench_domain) tool_args=(--ingress-url "http://$INGRESS_ADDR") ;;
+    bench_fanout) tool_args=(--broadcaster-addr "$BROADCASTER_ADDR" --broadcaster-pid "$(live_pid gad-broadcaster)") ;;
 esac
 nice -n "$BENCH_NICE" "$BIN/$BENCH_TOOL" "${tool_args[@]}" 2>&1 | tee -a "$result" || bench_rc=$?
 for name in "${NAMES[@]}"; do
