@@ -31,6 +31,7 @@ pub struct Caller {
     pub user_id: i64,
     pub nivel: u8,
     pub jti: String,
+    pub issued_at: i64,
     pub expires_at: i64,
 }
 
@@ -140,8 +141,18 @@ impl TokenVerifier {
             user_id,
             nivel: c.nivel,
             jti: c.jti,
+            issued_at: c.iat,
             expires_at: c.exp,
         })
+    }
+
+    /// Whether a caller verified earlier has been revoked since (logout,
+    /// `tokens_validos_desde`): the revocation half of [`Self::verify`]
+    /// without decoding the token again, for long-lived connections that
+    /// ask every few seconds.
+    pub fn is_revoked(&self, caller: &Caller) -> bool {
+        self.revocations
+            .is_revoked(caller.user_id, caller.issued_at, &caller.jti)
     }
 }
 

@@ -52,7 +52,7 @@ pub async fn connect(
         .on_upgrade(move |socket| {
             // Tracked, so shutdown can wait for the closes it asked for.
             let connections = state.connections.clone();
-            connections.track_future(serve(socket, state, auth, token))
+            connections.track_future(serve(socket, state, auth))
         })
 }
 
@@ -64,7 +64,7 @@ async fn reject(mut socket: WebSocket, code: u16, reason: &'static str) {
     let _ = tokio::time::timeout(Duration::from_secs(1), socket.send(Message::Close(Some(frame)))).await;
 }
 
-async fn serve(socket: WebSocket, state: AppState, auth: Result<Caller, AuthError>, token: String) {
+async fn serve(socket: WebSocket, state: AppState, auth: Result<Caller, AuthError>) {
     let caller = match auth {
         Ok(c) => c,
         Err(AuthError::Missing) => return reject(socket, close::POLICY, "authentication_required").await,
@@ -123,7 +123,6 @@ async fn serve(socket: WebSocket, state: AppState, auth: Result<Caller, AuthErro
     let mut conn = Conn {
         id,
         caller,
-        token,
         handle: handle.clone(),
         state: state.clone(),
         missed_pongs: 0,
@@ -142,9 +141,6 @@ const REVOCATION_CHECK: Duration = Duration::from_secs(2);
 struct Conn {
     id: ConnId,
     caller: Caller,
-    /// The token in force (the last renewed one), checked again against the
-    /// revocation mirror so a logout or nivel change closes the connection.
-    token: String,
     handle: ConnHandle,
     state: AppState,
     missed_pongs: u32,
@@ -175,7 +171,7 @@ impl Conn {
                     self.handle.offer(frames::control("ping", json!({ "server_time": gad_shared::time::format(&chrono::Utc::now()) })));
                 }
                 _ = revocation.tick() => {
-                    if matches!(self.state.verifier.verify(&self.token), Err(AuthError::Revoked)) {
+                    if self.state.verifier.is_revoked(&self.caller) {
                         self.handle.close(close::REVOKED);
                         break;
                     }
@@ -319,7 +315,6 @@ impl Conn {
         match self.state.verifier.verify(token) {
             Ok(c) if c.user_id == self.caller.user_id => {
                 self.caller = c;
-                self.token = token.to_string();
             }
             _ => {
                 self.handle.offer(frames::error(
