@@ -10,6 +10,7 @@ use async_nats::jetstream::{self, consumer::Consumer};
 use futures::StreamExt;
 use gad_shared::envelope::{self, EventEnvelope, headers};
 use gad_shared::topology::Topology;
+use gad_shared::trace_context::TraceParent;
 use tokio_util::sync::CancellationToken;
 
 use crate::history::StoredEvent;
@@ -82,7 +83,17 @@ pub async fn run(consumer: Consumer<pull::OrderedConfig>, hub: Hub, cancel: Canc
         };
         let seq = msg.info().map(|i| i.stream_sequence).unwrap_or(0);
         if let Some(event) = stored(&msg, seq) {
-            hub.publish(Arc::new(event));
+            let event_id = event.message_id;
+            let delivered = hub.publish(Arc::new(event));
+            // One line per event (not per delivery), joined to the job's
+            // trace when the event carries one.
+            let trace_id = msg
+                .headers
+                .as_ref()
+                .and_then(|h| h.get(headers::TRACEPARENT))
+                .and_then(|v| TraceParent::parse(v.as_str()))
+                .map(|t| t.trace_id());
+            tracing::debug!(seq, %event_id, subject = %msg.subject, delivered, trace_id = trace_id.as_deref().unwrap_or(""), "event delivered");
         }
     }
 }

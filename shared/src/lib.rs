@@ -34,3 +34,4 @@ pub mod telemetry;
 pub mod time;
 pub mod tls;
 pub mod topology;
+pub mod trace_context;

@@ -16,6 +16,7 @@ use uuid::Uuid;
 use crate::envelope::{self, CONTENT_TYPE_MSGPACK, ClientInfo, ENVELOPE_VERSION, JobEnvelope, headers};
 use crate::job::{JobRecord, JobStatus, kind_spec};
 use crate::topology::Topology;
+use crate::trace_context::TraceParent;
 
 #[derive(Debug, thiserror::Error)]
 pub enum SubmitError {
@@ -89,6 +90,9 @@ pub async fn submit(queue: &JobQueue<'_>, job: NewJob) -> Result<JobRecord, Subm
     if let Some(user) = job.submitted_by {
         hdrs.insert(headers::SUBMITTER, user.to_string().as_str());
     }
+    // A job submitted outside a request (the bot, an importer) starts its own trace.
+    let trace = crate::trace_context::current().map_or_else(TraceParent::root, |t| t.child());
+    hdrs.insert(headers::TRACEPARENT, trace.to_string().as_str());
     let message = PublishMessage::build()
         .payload(body)
         .headers(hdrs)

@@ -132,6 +132,7 @@ impl Board {
             timestamp: chrono::Utc::now(),
             topics,
             ttl: None,
+            traceparent: None,
         };
         let (subject, msg) = events::message(&self.topology, event)?;
         self.js.send_publish(subject, msg).await.context("publishing an event")

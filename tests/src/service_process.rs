@@ -54,6 +54,9 @@ impl Service {
 pub struct Config {
     service: Service,
     sections: BTreeMap<String, BTreeMap<String, String>>,
+    /// Write the process' output to a file ([`ServiceProcess::log`]) rather
+    /// than to the test's output.
+    capture_log: bool,
 }
 
 impl Config {
@@ -64,6 +67,7 @@ impl Config {
         let mut c = Config {
             service,
             sections: BTreeMap::new(),
+            capture_log: false,
         };
         c.set("", "environment", "\"test\"");
         c.set("nats", "url", &s(&iso.nats.url));
@@ -108,6 +112,13 @@ impl Config {
         c
     }
 
+    /// Keeps the process' log lines, at `filter` (an `EnvFilter`), for
+    /// [`ServiceProcess::log`].
+    pub fn capture_log(&mut self, filter: &str) -> &mut Self {
+        self.capture_log = true;
+        self.set("telemetry", "log_filter", &format!("{filter:?}"))
+    }
+
     pub fn set(&mut self, section: &str, key: &str, value: &str) -> &mut Self {
         self.sections
             .entry(section.to_string())
@@ -133,6 +144,8 @@ impl Config {
         out
     }
 }
+
+const LOG_FILE: &str = "output.log";
 
 /// A running service process; killed if dropped while running.
 pub struct ServiceProcess {
@@ -162,14 +175,18 @@ impl ServiceProcess {
         std::fs::create_dir_all(&dir)?;
         let file = dir.join(format!("{}.toml", service.section()));
         std::fs::write(&file, config.render())?;
-        let child = Command::new(binary)
+        let mut command = Command::new(binary);
+        command
             .env_clear()
             .env("GAD_CONFIG", &file)
             .env("PATH", std::env::var("PATH").unwrap_or_default())
             .stdin(Stdio::null())
-            .kill_on_drop(true)
-            .spawn()
-            .with_context(|| format!("starting {name}"))?;
+            .kill_on_drop(true);
+        if config.capture_log {
+            let log = std::fs::File::create(dir.join(LOG_FILE))?;
+            command.stdout(log.try_clone()?).stderr(log);
+        }
+        let child = command.spawn().with_context(|| format!("starting {name}"))?;
         let mut process = Self {
             service,
             child,
@@ -184,6 +201,11 @@ impl ServiceProcess {
     /// `ws://<addr>` (a broadcaster's WebSocket endpoint).
     pub fn ws(&self) -> String {
         format!("ws://{}", self.addr)
+    }
+
+    /// The output so far of a process started with [`Config::capture_log`].
+    pub fn log(&self) -> anyhow::Result<String> {
+        std::fs::read_to_string(self.dir.join(LOG_FILE)).context("the process' log (Config::capture_log)")
     }
 
     pub fn pid(&self) -> Option<u32> {

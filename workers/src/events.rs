@@ -26,6 +26,8 @@ pub struct Event<'a> {
     pub topics: &'a [String],
     /// Per-message TTL (job events are kept 15 minutes).
     pub ttl: Option<Duration>,
+    /// The trace of the job the event is about (W3C `traceparent`).
+    pub traceparent: Option<&'a str>,
 }
 
 /// The subject and message of `event`.
@@ -40,6 +42,9 @@ pub fn message(topology: &Topology, event: Event<'_>) -> Result<(String, Publish
     let mut hdrs = HeaderMap::new();
     hdrs.insert(headers::CONTENT_TYPE, CONTENT_TYPE_MSGPACK);
     hdrs.insert(headers::TOPICS, event.topics.join(",").as_str());
+    if let Some(trace) = event.traceparent {
+        hdrs.insert(headers::TRACEPARENT, trace);
+    }
     let mut msg = PublishMessage::build()
         .payload(envelope::encode(&envelope)?)
         .headers(hdrs)
@@ -59,6 +64,7 @@ pub async fn publish_event(
     topics: &[String],
     ttl: Option<Duration>,
 ) -> Result<(), EventError> {
+    let trace = gad_shared::trace_context::current().map(|t| t.child().to_string());
     let event = Event {
         event_id: Uuid::now_v7(),
         event_type,
@@ -66,6 +72,7 @@ pub async fn publish_event(
         timestamp: Utc::now(),
         topics,
         ttl,
+        traceparent: trace.as_deref(),
     };
     let (subject, msg) = message(topology, event)?;
     js.send_publish(subject, msg).await?.await?;

@@ -7,6 +7,7 @@ use async_nats::jetstream::{self, AckKind};
 use gad_shared::envelope::{self, JobEnvelope, headers};
 use gad_shared::job::{JobError, JobRecord, JobStatus, kind_spec};
 use gad_shared::topology::Topology;
+use gad_shared::trace_context::{self, TraceParent};
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
@@ -53,8 +54,25 @@ pub async fn process_one(ctx: &WorkerContext, msg: jetstream::Message, deadline:
         Ok(job) => job,
         Err(e) => return undecodable(ctx, &msg, attempt, e.to_string()).await,
     };
-    let span = tracing::info_span!("job", job_id = %job.job_id, kind = %job.kind, attempt);
-    run(ctx, &msg, job, attempt, deadline).instrument(span).await
+    // The submitter's trace continues here (one job, one trace); a message
+    // without one (an older or foreign publisher) starts its own.
+    let trace = msg
+        .headers
+        .as_ref()
+        .and_then(|h| h.get(headers::TRACEPARENT))
+        .and_then(|v| TraceParent::parse(v.as_str()))
+        .map_or_else(TraceParent::root, |t| t.child());
+    let span = tracing::info_span!(
+        "job",
+        job_id = %job.job_id,
+        kind = %job.kind,
+        attempt,
+        trace_id = %trace.trace_id(),
+    );
+    trace_context::CURRENT
+        .scope(trace, run(ctx, &msg, job, attempt, deadline))
+        .instrument(span)
+        .await
 }
 
 async fn run(
@@ -122,6 +140,7 @@ async fn run(
         acknowledge(msg, Ack::Nak(full_jitter(attempt, ctx.policy.base, ctx.policy.cap))).await;
         return Processed::Retried;
     }
+    tracing::debug!(status = status.as_str(), "job finished");
     metrics::counter!(gad_shared::metric_names::JOBS_FINISHED, "kind" => kind_label(&job.kind), "status" => status.as_str()).increment(1);
     acknowledge(msg, ack).await;
     Processed::Settled(status)
@@ -271,6 +290,7 @@ async fn run_read_only(
         acknowledge(msg, Ack::Nak(full_jitter(attempt, ctx.policy.base, ctx.policy.cap))).await;
         return Processed::Retried;
     }
+    tracing::debug!(status = status.as_str(), "job finished");
     metrics::counter!(gad_shared::metric_names::JOBS_FINISHED, "kind" => kind_label(&job.kind), "status" => status.as_str()).increment(1);
     acknowledge(msg, ack).await;
     Processed::Settled(status)

@@ -48,6 +48,7 @@ struct Row {
     topics: Vec<String>,
     payload: serde_json::Value,
     created_at: DateTime<Utc>,
+    traceparent: Option<String>,
 }
 
 pub async fn run(
@@ -111,7 +112,7 @@ async fn publish_batch(
     redis: &Redis,
 ) -> Result<usize, RelayError> {
     let rows: Vec<Row> = sqlx::query_as(
-        "SELECT id, event_id, event_type, topics, payload, created_at FROM outbox_events
+        "SELECT id, event_id, event_type, topics, payload, created_at, traceparent FROM outbox_events
          WHERE published_at IS NULL ORDER BY id LIMIT $1",
     )
     .bind(BATCH)
@@ -133,6 +134,7 @@ async fn publish_batch(
                 timestamp: row.created_at,
                 topics: &row.topics,
                 ttl: None,
+                traceparent: row.traceparent.as_deref(),
             },
         )?;
         pending.push((row.id, js.send_publish(subject, msg).await?));

@@ -77,6 +77,7 @@ pub fn router(state: AppState) -> Router {
             crate::shedding::Shedder::new(state.settings.ingress.shedding),
             crate::shedding::layer,
         ))
+        .layer(middleware::from_fn(gad_shared::trace_context::layer))
         .layer(middleware::from_fn(request_id_layer))
         .layer(middleware::from_fn(crate::hygiene::security_headers))
         .layer(tower::util::option_layer(crate::hygiene::cors(

@@ -37,5 +37,6 @@ mod stats;
 mod tasks;
 mod telegram;
 mod tls;
+mod trace;
 mod users;
 mod websocket;

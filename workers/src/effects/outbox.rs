@@ -19,13 +19,15 @@ pub async fn event(
 ) -> Result<Uuid, sqlx::Error> {
     let event_id = Uuid::now_v7();
     sqlx::query(
-        "INSERT INTO outbox_events (event_id, event_type, topics, payload, job_id) VALUES ($1, $2, $3, $4, $5)",
+        "INSERT INTO outbox_events (event_id, event_type, topics, payload, job_id, traceparent)
+         VALUES ($1, $2, $3, $4, $5, $6)",
     )
     .bind(event_id)
     .bind(event_type)
     .bind(topics)
     .bind(data)
     .bind(job_id)
+    .bind(gad_shared::trace_context::current().map(|t| t.child().to_string()))
     .execute(&mut **tx)
     .await?;
     sqlx::query("SELECT pg_notify($1, '')")
