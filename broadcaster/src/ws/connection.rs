@@ -47,7 +47,8 @@ pub async fn connect(
     ws.max_message_size(cfg.max_client_frame_bytes)
         .max_frame_size(cfg.max_client_frame_bytes)
         // Idle connections are the common case: keep their buffers small.
-        .read_buffer_size(8 * 1024)
+        // Client frames are a few hundred bytes; a larger one is read in steps.
+        .read_buffer_size(2 * 1024)
         .write_buffer_size(16 * 1024)
         .on_upgrade(move |socket| {
             // Tracked, so shutdown can wait for the closes it asked for.
@@ -181,7 +182,10 @@ impl Conn {
                     break;
                 }
                 msg = stream.next() => match msg {
-                    Some(Ok(Message::Text(text))) => self.on_text(&text).await,
+                    // Boxed: handling a frame (a resume reads the stream)
+                    // makes a large future, and inline it would size every
+                    // idle connection's task for it.
+                    Some(Ok(Message::Text(text))) => Box::pin(self.on_text(&text)).await,
                     Some(Ok(Message::Binary(_))) => self.invalid_frame("binary frames are not supported"),
                     Some(Ok(Message::Ping(_) | Message::Pong(_))) => self.missed_pongs = 0,
                     Some(Ok(Message::Close(_))) | None => {
