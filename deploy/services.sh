@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Local services for GAD on loopback: PostgreSQL + PostGIS, Redis, NATS (JetStream, >= 2.11);
-# also schemathesis (PyPI, into .local/venv), the fuzzer the test suite runs against ingress.
+# also schemathesis (PyPI, into .local/venv), the fuzzer the test suite runs against ingress,
+# and promtool (Debian package prometheus, no server left running), which checks the alert rules.
 #
 #   deploy/services.sh [up]   reuse running servers where usable, install/start the rest,
 #                             write .local/services.env and print it
@@ -463,6 +464,31 @@ ensure_tls_test_tools() {
     command -v redis-server >/dev/null 2>&1 || apt_install redis-server
 }
 
+# The alert-rule test (tests/tests/e2e/alert_rules.rs) runs `promtool check rules
+# deploy/prometheus/alerts.yml`. promtool ships in Debian's prometheus package,
+# whose postinst would start (and, under systemd, enable) a Prometheus server:
+# it is installed with service starts denied (a policy-rc.d of our own unless
+# one exists) and left disabled, so nothing keeps running or fails to start.
+ensure_promtool() {
+    command -v promtool >/dev/null 2>&1 && return 0
+    local guard="" rc=0
+    if [ ! -e /usr/sbin/policy-rc.d ]; then
+        guard=/usr/sbin/policy-rc.d
+        printf '#!/bin/sh\n# deploy/services.sh: no service starts while it installs packages\nexit 101\n' \
+            | "${SUDO[@]}" tee "$guard" >/dev/null || die "promtool: cannot write $guard"
+        "${SUDO[@]}" chmod 755 "$guard"
+    fi
+    # a subshell, so that apt_install's die still removes the guard
+    (apt_install prometheus) || rc=$?
+    if [ -n "$guard" ]; then "${SUDO[@]}" rm -f "$guard"; fi
+    [ "$rc" -eq 0 ] || die "promtool: apt-get install prometheus failed"
+    if [ -d /run/systemd/system ] && command -v systemctl >/dev/null 2>&1; then
+        "${SUDO[@]}" systemctl disable --now prometheus.service >/dev/null 2>&1 || true
+    fi
+    command -v promtool >/dev/null 2>&1 || die "promtool: not on PATH after installing prometheus"
+    log "promtool: $(promtool --version 2>&1 | head -n 1)"
+}
+
 ensure_nats_bin() {
     local v py
     v="$(nats_bin_version || true)"
@@ -583,6 +609,7 @@ cmd_up() {
     ensure_nats_bin
     ensure_schemathesis
     ensure_tls_test_tools
+    ensure_promtool
     write_env
     log "wrote $ENV_FILE"
     cat "$ENV_FILE"

@@ -99,6 +99,7 @@ impl Application {
             start,
         );
         let db = gad_shared::db::connect(&settings.postgres, settings.postgres.statement_timeout).await?;
+        gad_shared::db::watch_pool(db.clone(), "main");
         let telegram = telegram_delivery(&settings, &js, &topology, &job_status, &db).await?;
         let new_connections = crate::state::new_connection_limiter(
             NonZeroU32::new(b.new_connections_per_second).unwrap_or(NonZeroU32::MIN),

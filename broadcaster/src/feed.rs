@@ -57,6 +57,10 @@ pub fn stored(msg: &async_nats::Message, seq: u64) -> Option<StoredEvent> {
             return None;
         }
     };
+    // Commit (or publish) to this node's fan-out: the relay's and the
+    // stream's share of a job's finish→delivered time.
+    let lag = (chrono::Utc::now() - event.timestamp).to_std().unwrap_or_default();
+    metrics::histogram!(gad_shared::metric_names::WS_EVENT_LAG).record(lag.as_secs_f64());
     Some(StoredEvent::new(seq, &event, &topics(msg), Instant::now()))
 }
 

@@ -65,6 +65,7 @@ impl Application {
         let waiters = Waiters::new(settings.ingress.max_waiters);
         waiters.follow(client, nats.topology.job_status_updates(), background.clone(), &tracker);
         let db = db::connect(&settings.postgres, settings.postgres.statement_timeout).await?;
+        db::watch_pool(db.clone(), "main");
         let http = reqwest::Client::builder()
             .timeout(settings.ingress.ops_timeout)
             .connect_timeout(settings.ingress.ops_timeout)

@@ -11,6 +11,7 @@ async fn main() -> anyhow::Result<()> {
     gad_shared::telemetry::init_tracing(&settings.telemetry);
     if let Some(addr) = settings.ingress.metrics_bind {
         gad_shared::telemetry::init_metrics(addr).context("starting the metrics exporter")?;
+        gad_shared::metric_names::zero_series(gad_shared::metric_names::Service::Ingress);
     }
     let app = Application::build(settings).await.context("starting ingress")?;
     tracing::info!(addr = %app.local_addr()?, "ingress listening");

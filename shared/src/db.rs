@@ -49,6 +49,26 @@ pub async fn warm(pool: &PgPool, connections: u32, statement_timeout: Duration) 
     Ok(())
 }
 
+/// Publishes `pool`'s size and its idle and in-use connections every few
+/// seconds until the pool is closed (`name`: which pool, a bounded label).
+pub fn watch_pool(pool: PgPool, name: &'static str) {
+    use crate::metric_names::{DB_POOL_CONNECTIONS, DB_POOL_MAX};
+    let max = f64::from(pool.options().get_max_connections());
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(POOL_WATCH_EVERY);
+        while !pool.is_closed() {
+            tick.tick().await;
+            let (size, idle) = (pool.size(), pool.num_idle() as u32);
+            metrics::gauge!(DB_POOL_MAX, "pool" => name).set(max);
+            metrics::gauge!(DB_POOL_CONNECTIONS, "pool" => name, "state" => "idle").set(f64::from(idle));
+            metrics::gauge!(DB_POOL_CONNECTIONS, "pool" => name, "state" => "in_use")
+                .set(f64::from(size.saturating_sub(idle)));
+        }
+    });
+}
+
+const POOL_WATCH_EVERY: Duration = Duration::from_secs(5);
+
 /// Applies pending migrations; concurrent callers serialise on sqlx's advisory lock.
 pub async fn migrate(pool: &PgPool) -> Result<(), sqlx::migrate::MigrateError> {
     MIGRATOR.run(pool).await

@@ -33,7 +33,8 @@ pub const EMERGENCY_DISPATCH_SECONDS: &str = "emergency_dispatch_seconds";
 pub const NOTIFICATIONS_PENDING: &str = "notifications_pending";
 /// Gauge; channel, priority: age of the oldest undelivered notification.
 pub const NOTIFICATION_OLDEST_UNACKED: &str = "notification_oldest_unacked_seconds";
-/// Counter; code (HTTP status of the Bot API answer, or `network`).
+/// Counter; code: `429`, `403`, `400`, `transient` (network, 5xx, bad body)
+/// or `permanent` ([`TELEGRAM_ERROR_CODES`]).
 pub const TELEGRAM_API_ERRORS: &str = "telegram_api_errors_total";
 /// Counter; connections closed 4000 as slow consumers.
 pub const WS_SLOW_CONSUMER_CLOSES: &str = "ws_slow_consumer_closes_total";
@@ -41,7 +42,7 @@ pub const WS_SLOW_CONSUMER_CLOSES: &str = "ws_slow_consumer_closes_total";
 pub const WS_RESUME: &str = "ws_resume_total";
 
 // --- ingress ------------------------------------------------------------
-/// Counter; reason (soft_queue_timeout, hard_limit).
+/// Counter; reason (`queue_timeout`, `hard`).
 pub const HTTP_SHED: &str = "gad_http_shed_total";
 /// Counter; group (route group of §6.4).
 pub const HTTP_RATE_LIMITED: &str = "gad_http_rate_limited_total";
@@ -75,6 +76,19 @@ pub const RETENTION_PURGED_ROWS: &str = "gad_retention_purged_rows_total";
 // --- broadcaster --------------------------------------------------------
 /// Counter; reason (rate, capacity): connections closed 1013 at once.
 pub const WS_CONNECTIONS_REFUSED: &str = "gad_ws_connections_refused_total";
+/// Histogram: an event's timestamp (its commit, for outbox events) to this
+/// node's fan-out; with the job's own times, finish→delivered.
+pub const WS_EVENT_LAG: &str = "gad_ws_event_lag_seconds";
+
+// --- every service --------------------------------------------------------
+/// Histogram; kind: submit to first pickup by a worker (the queue's cost).
+pub const JOB_QUEUE_WAIT: &str = "gad_job_queue_wait_seconds";
+/// Gauge; pool (main, knn), state (idle, in_use).
+pub const DB_POOL_CONNECTIONS: &str = "gad_db_pool_connections";
+/// Gauge; pool: the pool's maximum size.
+pub const DB_POOL_MAX: &str = "gad_db_pool_max_connections";
+/// Counter; cache (stats), result (hit, miss, bypass, unavailable).
+pub const CACHE_REQUESTS: &str = "gad_cache_requests_total";
 
 const COUNTERS: &[Family] = &[
     (
@@ -105,6 +119,7 @@ const COUNTERS: &[Family] = &[
         WS_CONNECTIONS_REFUSED,
         "WebSocket connections refused with 1013, by reason",
     ),
+    (CACHE_REQUESTS, "Cache look-ups, by cache and result"),
 ];
 
 const GAUGES: &[Family] = &[
@@ -124,6 +139,11 @@ const GAUGES: &[Family] = &[
         BREAKER_STATE,
         "Circuit breaker state by dependency: 0 closed, 1 open, 2 half-open",
     ),
+    (
+        DB_POOL_CONNECTIONS,
+        "PostgreSQL pool connections, by pool and state (idle, in_use)",
+    ),
+    (DB_POOL_MAX, "PostgreSQL pool maximum size, by pool"),
 ];
 
 const HISTOGRAMS: &[Family] = &[
@@ -137,6 +157,11 @@ const HISTOGRAMS: &[Family] = &[
         "Emergency dispatch duration in seconds, by outcome",
     ),
     (JOB_ROW_BATCH_SIZE, "Job rows written per database batch"),
+    (
+        JOB_QUEUE_WAIT,
+        "Seconds from a job's submission to its first pickup, by kind",
+    ),
+    (WS_EVENT_LAG, "Seconds from an event's timestamp to this node's fan-out"),
 ];
 
 /// Buckets of every latency histogram, in seconds: fine around the SLO
@@ -159,6 +184,66 @@ pub fn describe() {
     }
     for (name, help) in HISTOGRAMS {
         metrics::describe_histogram!(*name, *help);
+    }
+}
+
+/// The service whose families [`zero_series`] touches.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Service {
+    Ingress,
+    Workers,
+    Broadcaster,
+}
+
+/// The codes [`TELEGRAM_API_ERRORS`] is labelled with.
+pub const TELEGRAM_ERROR_CODES: &[&str] = &["429", "403", "400", "transient", "permanent"];
+
+/// The kind label of a job whose subject names no known kind.
+pub const UNKNOWN_KIND: &str = "unknown";
+
+/// Touches, at 0, the counter series of `service` whose label values are
+/// known up front, so they are in the first scrape: a counter that appears
+/// only at its first increment is invisible to `rate()`/`increase()` for
+/// that first event (its first sample is already 1), and an alert rule on
+/// it could not be checked against a scrape (tests/tests/e2e/alert_rules.rs).
+/// The broadcaster's connection gauge is touched (+0) for the same reason.
+/// Series with open-ended label combinations (method × route × status) and
+/// gauges the service sets itself at start are left alone. Each binary calls
+/// it once, for itself, after the recorder is installed.
+pub fn zero_series(service: Service) {
+    use crate::job::{GROUPS, KINDS};
+    let zero = |name: &'static str, label: &'static str, values: &[&'static str]| {
+        for value in values {
+            metrics::counter!(name, label => *value).increment(0);
+        }
+    };
+    let kinds = || KINDS.iter().map(|k| k.name).chain([UNKNOWN_KIND]);
+    match service {
+        Service::Ingress => {
+            zero(HTTP_SHED, "reason", &["queue_timeout", "hard"]);
+            zero(JOBS_REFUSED, "lane", GROUPS);
+        }
+        Service::Workers => {
+            for kind in kinds() {
+                for name in [JOBS_DEAD, JOBS_FAILED, JOBS_RETRIED] {
+                    metrics::counter!(name, "kind" => kind).increment(0);
+                }
+            }
+            zero(BREAKER_OPENED, "dependency", &["postgres"]);
+            zero(
+                EMERGENCY_DISPATCH,
+                "outcome",
+                &["assigned", "no_efectivo_available", "error"],
+            );
+        }
+        Service::Broadcaster => {
+            metrics::counter!(WS_SLOW_CONSUMER_CLOSES).increment(0);
+            metrics::gauge!(WS_CONNECTIONS_ACTIVE).increment(0.0);
+            zero(WS_BROADCAST_ERRORS, "reason", &["slow_consumer"]);
+            zero(TELEGRAM_API_ERRORS, "code", TELEGRAM_ERROR_CODES);
+            zero(WS_RESUME, "outcome", &["ok", "resync", "slow_consumer", "stream_error"]);
+            zero(WS_CONNECTIONS_REFUSED, "reason", &["rate", "capacity"]);
+        }
     }
 }
 
@@ -187,6 +272,57 @@ mod tests {
         super::WS_SLOW_CONSUMER_CLOSES,
         super::WS_RESUME,
     ];
+
+    /// Records the family name of every series registered through it.
+    #[derive(Default)]
+    struct Names(std::sync::Mutex<Vec<String>>);
+
+    impl Names {
+        fn note(&self, key: &metrics::Key) {
+            self.0.lock().unwrap().push(key.name().to_string());
+        }
+    }
+
+    impl metrics::Recorder for Names {
+        fn describe_counter(&self, _: metrics::KeyName, _: Option<metrics::Unit>, _: metrics::SharedString) {}
+        fn describe_gauge(&self, _: metrics::KeyName, _: Option<metrics::Unit>, _: metrics::SharedString) {}
+        fn describe_histogram(&self, _: metrics::KeyName, _: Option<metrics::Unit>, _: metrics::SharedString) {}
+        fn register_counter(&self, key: &metrics::Key, _: &metrics::Metadata<'_>) -> metrics::Counter {
+            self.note(key);
+            metrics::Counter::noop()
+        }
+        fn register_gauge(&self, key: &metrics::Key, _: &metrics::Metadata<'_>) -> metrics::Gauge {
+            self.note(key);
+            metrics::Gauge::noop()
+        }
+        fn register_histogram(&self, key: &metrics::Key, _: &metrics::Metadata<'_>) -> metrics::Histogram {
+            self.note(key);
+            metrics::Histogram::noop()
+        }
+    }
+
+    fn zeroed(service: super::Service) -> std::collections::BTreeSet<String> {
+        let names = Names::default();
+        metrics::with_local_recorder(&names, || super::zero_series(service));
+        names.0.into_inner().unwrap().into_iter().collect()
+    }
+
+    #[test]
+    fn zero_series_touch_declared_families_of_one_service_each() {
+        use super::Service::{Broadcaster, Ingress, Workers};
+        let declared: std::collections::HashSet<_> = super::all().collect();
+        let [i, w, b] = [Ingress, Workers, Broadcaster].map(zeroed);
+        for name in i.iter().chain(&w).chain(&b) {
+            assert!(declared.contains(name.as_str()), "{name} is not declared");
+        }
+        assert!(
+            i.is_disjoint(&w) && i.is_disjoint(&b) && w.is_disjoint(&b),
+            "{i:?} {w:?} {b:?}"
+        );
+        assert!(w.contains(super::JOBS_DEAD) && w.contains(super::BREAKER_OPENED));
+        assert!(b.contains(super::TELEGRAM_API_ERRORS) && b.contains(super::WS_SLOW_CONSUMER_CLOSES));
+        assert!(i.contains(super::HTTP_SHED) && i.contains(super::JOBS_REFUSED));
+    }
 
     #[test]
     fn every_family_is_described_once_and_ours_carry_the_prefix() {

@@ -178,6 +178,7 @@ pub async fn load(
         && let (Some(c), Some(key)) = (conn.as_mut(), key.as_deref())
         && let Some(stats) = cached(c, key).await
     {
+        count("hit");
         return Ok(Some(StatsAnswer {
             stats,
             cache: CacheInfo {
@@ -186,6 +187,11 @@ pub async fn load(
             },
         }));
     }
+    count(match (use_cache, key.is_some()) {
+        (false, _) => "bypass",
+        (true, false) => "unavailable",
+        (true, true) => "miss",
+    });
     let Some(stats) = compute(db, user_id, days).await? else {
         return Ok(None);
     };
@@ -199,6 +205,10 @@ pub async fn load(
             source: "db",
         },
     }))
+}
+
+fn count(result: &'static str) {
+    metrics::counter!(crate::metric_names::CACHE_REQUESTS, "cache" => "stats", "result" => result).increment(1);
 }
 
 async fn version(conn: &mut ConnectionManager, user_id: i64) -> redis::RedisResult<u64> {

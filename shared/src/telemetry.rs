@@ -23,13 +23,21 @@ pub fn init_tracing(settings: &TelemetrySettings) {
 /// Serves Prometheus text on the internal metrics address (not the public
 /// port), every family with HELP and TYPE. Latency histograms have buckets
 /// (the exporter's default is a summary, which alert rules cannot aggregate
-/// across replicas).
+/// across replicas). Each binary then calls
+/// [`crate::metric_names::zero_series`] for its own families, which are not
+/// the same for every service.
 pub fn init_metrics(addr: SocketAddr) -> Result<(), metrics_exporter_prometheus::BuildError> {
     use metrics_exporter_prometheus::{Matcher, PrometheusBuilder};
 
     use crate::metric_names as m;
     let mut builder = PrometheusBuilder::new().with_http_listener(addr);
-    for name in [m::HTTP_REQUEST_DURATION, m::JOB_DURATION, m::EMERGENCY_DISPATCH_SECONDS] {
+    for name in [
+        m::HTTP_REQUEST_DURATION,
+        m::JOB_DURATION,
+        m::EMERGENCY_DISPATCH_SECONDS,
+        m::JOB_QUEUE_WAIT,
+        m::WS_EVENT_LAG,
+    ] {
         builder = builder.set_buckets_for_metric(Matcher::Full(name.into()), m::LATENCY_BUCKETS)?;
     }
     builder = builder.set_buckets_for_metric(Matcher::Full(m::JOB_ROW_BATCH_SIZE.into()), m::BATCH_BUCKETS)?;

@@ -69,10 +69,12 @@ impl Application {
             db::migrate(&db).await?;
         }
         db::warm(&db, pg.pool_size, pg.statement_timeout).await?;
+        db::watch_pool(db.clone(), "main");
         let runs_geo = settings.workers.groups.iter().any(|g| g == "geo");
         let knn_db = if runs_geo {
             let knn = db::connect(pg, pg.knn_timeout).await?;
             db::warm(&knn, pg.pool_size, pg.statement_timeout).await?;
+            db::watch_pool(knn.clone(), "knn");
             knn
         } else {
             db.clone()

@@ -11,6 +11,7 @@ async fn main() -> anyhow::Result<()> {
     gad_shared::telemetry::init_tracing(&settings.telemetry);
     if let Some(addr) = settings.workers.metrics_bind {
         gad_shared::telemetry::init_metrics(addr).context("starting the metrics exporter")?;
+        gad_shared::metric_names::zero_series(gad_shared::metric_names::Service::Workers);
     }
     let app = Application::build(settings).await.context("starting workers")?;
     tracing::info!(health = %app.health_addr()?, "workers running");

@@ -54,6 +54,13 @@ pub async fn process_one(ctx: &WorkerContext, msg: jetstream::Message, deadline:
         Ok(job) => job,
         Err(e) => return undecodable(ctx, &msg, attempt, e.to_string()).await,
     };
+    if attempt == 1 {
+        // The queue's own cost: submit to first pickup (retries would add
+        // their backoff). Clocks of two hosts: a negative skew counts as 0.
+        let waited = (chrono::Utc::now() - job.submitted_at).to_std().unwrap_or_default();
+        metrics::histogram!(gad_shared::metric_names::JOB_QUEUE_WAIT, "kind" => kind_label(&job.kind))
+            .record(waited.as_secs_f64());
+    }
     // The submitter's trace continues here (one job, one trace); a message
     // without one (an older or foreign publisher) starts its own.
     let trace = msg

@@ -40,7 +40,8 @@ async fn a_job_is_counted_timed_and_its_lane_lag_published() -> anyhow::Result<(
         let ready = sample(&text, "gad_jobs_succeeded_total", kind) == Some(2.0)
             && sample(&text, "job_queue_depth", r#"lane="geo""#).is_some()
             && sample(&text, "notifications_pending", "channel=").is_some()
-            && text.contains("process_resident_memory_bytes ");
+            && text.contains("process_resident_memory_bytes ")
+            && sample(&text, "gad_db_pool_connections", r#"state="in_use""#).is_some();
         if ready {
             break text;
         }
@@ -80,6 +81,16 @@ async fn a_job_is_counted_timed_and_its_lane_lag_published() -> anyhow::Result<(
             r#"channel="telegram",priority="0""#
         ),
         Some(0.0),
+        "{text}"
+    );
+    // The queue's own cost and the pool's use.
+    assert_eq!(
+        sample(&text, "gad_job_queue_wait_seconds_count", kind),
+        Some(2.0),
+        "{text}"
+    );
+    assert!(
+        sample(&text, "gad_db_pool_max_connections", r#"pool="main""#).is_some_and(|n| n >= 1.0),
         "{text}"
     );
     let rss = text

@@ -3,6 +3,7 @@
 //!
 //! Run with `cargo nextest run -p gad-e2e` after `deploy/services.sh up`.
 
+mod alert_rules;
 mod auth;
 mod bad_input;
 mod chaos;
