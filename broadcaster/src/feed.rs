@@ -89,6 +89,7 @@ pub async fn run(consumer: Consumer<pull::OrderedConfig>, hub: Hub, cancel: Canc
         if let Some(event) = stored(&msg, seq) {
             let event_id = event.message_id;
             let delivered = hub.publish(Arc::new(event));
+            metrics::counter!(gad_shared::metric_names::WS_BROADCASTS).increment(1);
             // One line per event (not per delivery), joined to the job's
             // trace when the event carries one.
             let trace_id = msg

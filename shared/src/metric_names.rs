@@ -76,6 +76,12 @@ pub const RETENTION_PURGED_ROWS: &str = "gad_retention_purged_rows_total";
 // --- broadcaster --------------------------------------------------------
 /// Counter; reason (rate, capacity): connections closed 1013 at once.
 pub const WS_CONNECTIONS_REFUSED: &str = "gad_ws_connections_refused_total";
+/// Counter: frames written to WebSocket clients.
+pub const WS_FRAMES_SENT: &str = "gad_ws_frames_sent_total";
+/// Counter: events this node fanned out.
+pub const WS_BROADCASTS: &str = "gad_ws_broadcasts_total";
+/// Counter; outcome (sent, retried, undeliverable, failed): Telegram deliveries.
+pub const TELEGRAM_NOTIFICATIONS: &str = "gad_telegram_notifications_total";
 /// Histogram: an event's timestamp (its commit, for outbox events) to this
 /// node's fan-out; with the job's own times, finish→delivered.
 pub const WS_EVENT_LAG: &str = "gad_ws_event_lag_seconds";
@@ -120,6 +126,12 @@ const COUNTERS: &[Family] = &[
         "WebSocket connections refused with 1013, by reason",
     ),
     (CACHE_REQUESTS, "Cache look-ups, by cache and result"),
+    (WS_FRAMES_SENT, "Frames written to WebSocket clients"),
+    (WS_BROADCASTS, "Events this node fanned out to its connections"),
+    (
+        TELEGRAM_NOTIFICATIONS,
+        "Telegram notification delivery attempts, by outcome",
+    ),
 ];
 
 const GAUGES: &[Family] = &[
@@ -238,6 +250,13 @@ pub fn zero_series(service: Service) {
         }
         Service::Broadcaster => {
             metrics::counter!(WS_SLOW_CONSUMER_CLOSES).increment(0);
+            metrics::counter!(WS_FRAMES_SENT).increment(0);
+            metrics::counter!(WS_BROADCASTS).increment(0);
+            zero(
+                TELEGRAM_NOTIFICATIONS,
+                "outcome",
+                &["sent", "retried", "undeliverable", "failed"],
+            );
             metrics::gauge!(WS_CONNECTIONS_ACTIVE).increment(0.0);
             zero(WS_BROADCAST_ERRORS, "reason", &["slow_consumer"]);
             zero(TELEGRAM_API_ERRORS, "code", TELEGRAM_ERROR_CODES);

@@ -33,6 +33,7 @@ pub mod ingress;
 pub mod inspect;
 pub mod isolation;
 pub mod nats_server;
+pub mod scrape;
 pub mod service_process;
 pub mod services;
 pub mod tasks;

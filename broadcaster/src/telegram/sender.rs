@@ -101,6 +101,7 @@ impl Sender {
             }
             let failure = match self.send(chat, &rendered, html).await {
                 Ok(message_id) => {
+                    outcome("sent");
                     self.mark_sent(id, message_id).await;
                     rows::sent(&self.db, id, message_id).await?;
                     return Ok(Next::Ack);
@@ -115,11 +116,13 @@ impl Sender {
                 SendFailure::RetryAfter(retry_after) => {
                     self.limiter.pause(chat, retry_after).await;
                     let delay = retry_after + self.jitter();
+                    outcome("retried");
                     rows::retry_later(&self.db, id, "429 Too Many Requests", delay).await?;
                     return Ok(Next::Later(delay));
                 }
                 SendFailure::Unreachable(e) => {
                     tracing::info!(notification_id = %id, error = %e, "telegram chat unreachable; notification undeliverable");
+                    outcome("undeliverable");
                     rows::undeliverable(&self.db, id, &e).await?;
                     return Ok(Next::Ack);
                 }
@@ -127,14 +130,17 @@ impl Sender {
                     tracing::debug!(notification_id = %id, error = %e, "telegram send failed; retrying later");
                     let delay = self.backoff(claimed.attempts.saturating_add(1).max(1) as u32);
                     if age + delay >= self.settings.give_up_after {
+                        outcome("failed");
                         rows::failed(&self.db, id, &e).await?;
                         return Ok(Next::Ack);
                     }
+                    outcome("retried");
                     rows::retry_later(&self.db, id, &e, delay).await?;
                     return Ok(Next::Later(delay));
                 }
                 SendFailure::Parse(e) | SendFailure::Permanent(e) => {
                     tracing::warn!(notification_id = %id, error = %e, "telegram refused the notification");
+                    outcome("failed");
                     rows::failed(&self.db, id, &e).await?;
                     return Ok(Next::Ack);
                 }
@@ -216,4 +222,10 @@ impl Sender {
         let ms = ceiling.as_millis().min(u64::MAX as u128) as u64;
         Duration::from_millis(rand::rng().random_range(0..=ms).max(100))
     }
+}
+
+/// What became of one delivery attempt (`sent`, `retried`, `undeliverable`,
+/// `failed`): with `telegram_api_errors_total`, the bot's delivery figures.
+fn outcome(outcome: &'static str) {
+    metrics::counter!(gad_shared::metric_names::TELEGRAM_NOTIFICATIONS, "outcome" => outcome).increment(1);
 }

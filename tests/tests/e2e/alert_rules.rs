@@ -13,8 +13,9 @@ use std::process::Command;
 use std::time::Duration;
 
 use gad_e2e::board::Board;
+use gad_e2e::scrape::{Recorder, sample};
 use gad_e2e::service_process::{BroadcasterProcess, Config, WorkerProcess};
-use gad_e2e::{services::workspace_root, spawn_app, unused_port};
+use gad_e2e::{services::workspace_root, spawn_app};
 use gad_shared::metric_names::{self, Service};
 use reqwest::StatusCode;
 
@@ -348,8 +349,7 @@ async fn every_metric_an_alert_rule_uses_is_in_a_live_scrape() -> anyhow::Result
     let used = referenced()?;
     // This test binary's process gets its own recorder (nextest runs each
     // test alone); each service's binary zeroes its own series at start.
-    let addr = std::net::SocketAddr::from(([127, 0, 0, 1], unused_port()?));
-    gad_shared::telemetry::init_metrics(addr)?;
+    let recorder = Recorder::install()?;
     for service in [Service::Ingress, Service::Workers, Service::Broadcaster] {
         metric_names::zero_series(service);
     }
@@ -366,13 +366,7 @@ async fn every_metric_an_alert_rule_uses_is_in_a_live_scrape() -> anyhow::Result
     // The lag gauges come with the workers' first consumer reading.
     let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
     let missing = loop {
-        let text = app
-            .client
-            .get(format!("http://{addr}/metrics"))
-            .send()
-            .await?
-            .text()
-            .await?;
+        let text = recorder.scrape().await?;
         let scraped = scraped_names(&text);
         let missing: Vec<String> = used
             .iter()
@@ -384,6 +378,18 @@ async fn every_metric_an_alert_rule_uses_is_in_a_live_scrape() -> anyhow::Result
         }
         tokio::time::sleep(Duration::from_millis(250)).await;
     };
+    // And the ordinary use moved the families it should have.
+    let text = recorder.scrape().await?;
+    for (series, labels) in [
+        ("gad_ws_frames_sent_total", &[][..]),
+        ("gad_job_queue_wait_seconds_count", &[r#"kind="geo.nearest""#][..]),
+        ("jobs_finished_total", &[r#"status="succeeded""#][..]),
+    ] {
+        assert!(
+            sample(&text, series, labels).is_some_and(|v| v >= 1.0),
+            "{series} {labels:?} did not move:\n{text}"
+        );
+    }
     drop(ws);
     app.stop().await?;
     assert!(

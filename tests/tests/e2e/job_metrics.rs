@@ -4,23 +4,18 @@
 
 use std::time::Duration;
 
-use gad_e2e::{spawn_app, unused_port};
+use gad_e2e::scrape::{Recorder, sample};
+use gad_e2e::spawn_app;
 use reqwest::StatusCode;
 
 const NEAREST: &str = "/api/v1/geo/nearest?lat=-34.6037&lng=-58.3816&k=3";
 
 /// The value of the sample named `name` whose labels contain `labels`.
-fn sample(text: &str, name: &str, labels: &str) -> Option<f64> {
-    text.lines()
-        .filter(|l| l.starts_with(name) && l[name.len()..].starts_with('{') && l.contains(labels))
-        .find_map(|l| l.rsplit(' ').next()?.parse().ok())
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_job_is_counted_timed_and_its_lane_lag_published() -> anyhow::Result<()> {
     // This test binary's process gets its own recorder (nextest runs each test alone).
-    let addr = std::net::SocketAddr::from(([127, 0, 0, 1], unused_port()?));
-    gad_shared::telemetry::init_metrics(addr)?;
+    let recorder = Recorder::install()?;
     let app = spawn_app().await?;
     let sup = app.supervisor.token.clone();
     for _ in 0..2 {
@@ -30,18 +25,12 @@ async fn a_job_is_counted_timed_and_its_lane_lag_published() -> anyhow::Result<(
     let kind = r#"kind="geo.nearest""#;
     let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
     let text = loop {
-        let text = app
-            .client
-            .get(format!("http://{addr}/metrics"))
-            .send()
-            .await?
-            .text()
-            .await?;
-        let ready = sample(&text, "gad_jobs_succeeded_total", kind) == Some(2.0)
-            && sample(&text, "job_queue_depth", r#"lane="geo""#).is_some()
-            && sample(&text, "notifications_pending", "channel=").is_some()
+        let text = recorder.scrape().await?;
+        let ready = sample(&text, "gad_jobs_succeeded_total", &[kind]) == Some(2.0)
+            && sample(&text, "job_queue_depth", &[r#"lane="geo""#]).is_some()
+            && sample(&text, "notifications_pending", &["channel="]).is_some()
             && text.contains("process_resident_memory_bytes ")
-            && sample(&text, "gad_db_pool_connections", r#"state="in_use""#).is_some();
+            && sample(&text, "gad_db_pool_connections", &[r#"state="in_use""#]).is_some();
         if ready {
             break text;
         }
@@ -51,12 +40,20 @@ async fn a_job_is_counted_timed_and_its_lane_lag_published() -> anyhow::Result<(
         );
         tokio::time::sleep(Duration::from_millis(200)).await;
     };
-    assert_eq!(sample(&text, "gad_jobs_started_total", kind), Some(2.0));
-    assert_eq!(sample(&text, "gad_jobs_in_flight", kind), Some(0.0));
-    assert_eq!(sample(&text, "gad_jobs_dead_total", kind), None, "nothing died");
-    assert_eq!(sample(&text, "job_duration_seconds_count", kind), Some(2.0), "{text}");
+    assert_eq!(sample(&text, "gad_jobs_started_total", &[kind]), Some(2.0));
+    assert_eq!(sample(&text, "gad_jobs_in_flight", &[kind]), Some(0.0));
+    assert_eq!(sample(&text, "gad_jobs_dead_total", &[kind]), None, "nothing died");
     assert_eq!(
-        sample(&text, "jobs_finished_total", r#"kind="geo.nearest",status="succeeded""#),
+        sample(&text, "job_duration_seconds_count", &[kind]),
+        Some(2.0),
+        "{text}"
+    );
+    assert_eq!(
+        sample(
+            &text,
+            "jobs_finished_total",
+            &[r#"kind="geo.nearest",status="succeeded""#]
+        ),
         Some(2.0),
         "{text}"
     );
@@ -64,13 +61,13 @@ async fn a_job_is_counted_timed_and_its_lane_lag_published() -> anyhow::Result<(
     assert!(text.contains("# TYPE job_duration_seconds histogram"), "{text}");
     assert!(text.contains("# HELP job_duration_seconds "), "{text}");
     assert!(
-        sample(&text, "job_duration_seconds_bucket", r#"le="0.15""#).is_some(),
+        sample(&text, "job_duration_seconds_bucket", &[r#"le="0.15""#]).is_some(),
         "{text}"
     );
-    assert_eq!(sample(&text, "job_queue_depth", r#"lane="geo""#), Some(0.0));
+    assert_eq!(sample(&text, "job_queue_depth", &[r#"lane="geo""#]), Some(0.0));
     // The notification backlog is read at start: nothing waits in a fresh database.
     assert_eq!(
-        sample(&text, "notifications_pending", r#"channel="telegram",priority="0""#),
+        sample(&text, "notifications_pending", &[r#"channel="telegram",priority="0""#]),
         Some(0.0),
         "{text}"
     );
@@ -78,19 +75,19 @@ async fn a_job_is_counted_timed_and_its_lane_lag_published() -> anyhow::Result<(
         sample(
             &text,
             "notification_oldest_unacked_seconds",
-            r#"channel="telegram",priority="0""#
+            &[r#"channel="telegram",priority="0""#]
         ),
         Some(0.0),
         "{text}"
     );
     // The queue's own cost and the pool's use.
     assert_eq!(
-        sample(&text, "gad_job_queue_wait_seconds_count", kind),
+        sample(&text, "gad_job_queue_wait_seconds_count", &[kind]),
         Some(2.0),
         "{text}"
     );
     assert!(
-        sample(&text, "gad_db_pool_max_connections", r#"pool="main""#).is_some_and(|n| n >= 1.0),
+        sample(&text, "gad_db_pool_max_connections", &[r#"pool="main""#]).is_some_and(|n| n >= 1.0),
         "{text}"
     );
     let rss = text
