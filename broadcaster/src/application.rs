@@ -18,7 +18,7 @@ use crate::frames::close;
 use crate::history::Limits;
 use crate::hub::Hub;
 use crate::settings::{BroadcasterSettings, UpdateSource};
-use crate::state::AppState;
+use crate::state::{AppState, Shared};
 use crate::telegram;
 use crate::telegram::bot::BotContext;
 use crate::telegram::delivery;
@@ -105,7 +105,7 @@ impl Application {
             NonZeroU32::new(b.new_connections_per_second).unwrap_or(NonZeroU32::MIN),
             NonZeroU32::new(b.new_connections_burst).unwrap_or(NonZeroU32::MIN),
         );
-        let state = AppState {
+        let state = AppState::new(Shared {
             new_connections: Arc::new(new_connections),
             verifier: TokenVerifier::new(&settings.auth, revocations),
             settings: Arc::new(settings),
@@ -117,7 +117,7 @@ impl Application {
             topology,
             connections: TaskTracker::new(),
             draining: CancellationToken::new(),
-        };
+        });
         Ok(Self {
             listener,
             state,

@@ -13,8 +13,27 @@ use tokio_util::task::TaskTracker;
 use crate::hub::Hub;
 use crate::settings::BroadcasterSettings;
 
+/// Every connection task holds one: a pointer, so 10,000 idle connections
+/// do not each carry a copy of the NATS handles, key-value stores and
+/// verifier (kilobytes apiece).
 #[derive(Clone)]
-pub struct AppState {
+pub struct AppState(Arc<Shared>);
+
+impl AppState {
+    pub fn new(shared: Shared) -> Self {
+        Self(Arc::new(shared))
+    }
+}
+
+impl std::ops::Deref for AppState {
+    type Target = Shared;
+
+    fn deref(&self) -> &Shared {
+        &self.0
+    }
+}
+
+pub struct Shared {
     pub settings: Arc<BroadcasterSettings>,
     pub hub: Hub,
     pub verifier: TokenVerifier,

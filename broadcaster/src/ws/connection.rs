@@ -71,7 +71,8 @@ async fn serve(socket: WebSocket, state: AppState, auth: Result<Caller, AuthErro
         Err(AuthError::Missing) => return reject(socket, close::POLICY, "authentication_required").await,
         Err(_) => return reject(socket, close::POLICY, "invalid_token").await,
     };
-    let cfg = state.settings.broadcaster.clone();
+    let settings = state.settings.clone();
+    let cfg = &settings.broadcaster;
     if state.draining.is_cancelled() {
         return reject(socket, close::TRY_LATER, "draining").await;
     }
