@@ -35,6 +35,25 @@ impl TcpProxy {
         })
     }
 
+    /// A proxy in front of the server of `url` (`scheme://[user@]host[:port]/…`,
+    /// `default_port` when it names none), and `url` pointed at the proxy.
+    pub async fn in_front_of(url: &str, default_port: u16) -> anyhow::Result<(Self, String)> {
+        let rest = url.split_once("://").context("no scheme")?.1;
+        let authority = rest.split(['/', '?']).next().unwrap_or_default();
+        let written = authority.rsplit('@').next().unwrap_or_default().to_string();
+        let with_port = if written.contains(':') {
+            written.clone()
+        } else {
+            format!("{written}:{default_port}")
+        };
+        let upstream = std::net::ToSocketAddrs::to_socket_addrs(&with_port)?
+            .next()
+            .context("unresolvable")?;
+        let proxy = Self::start(upstream).await?;
+        let proxied = url.replacen(&written, &proxy.addr().to_string(), 1);
+        Ok((proxy, proxied))
+    }
+
     pub fn addr(&self) -> SocketAddr {
         self.addr
     }

@@ -2,10 +2,8 @@
 //! and refuses the workers' connections) → the breaker opens, nothing is
 //! dead-lettered, and every job completes once it is back.
 
-use std::net::{SocketAddr, ToSocketAddrs};
 use std::time::Duration;
 
-use anyhow::Context;
 use gad_e2e::service_process::{Config, WorkerProcess};
 use gad_e2e::tcp_proxy::TcpProxy;
 use gad_e2e::users::ADMIN;
@@ -17,30 +15,14 @@ use crate::custom_app::CustomApp;
 const OUTAGE: Duration = Duration::from_secs(10);
 const BREAKER: &str = "gad_breaker_state{dependency=\"postgres\"}";
 
-/// The server of a `postgres://user@host[:port]/db` URL, and `host[:port]` as written.
-fn server_of(url: &str) -> anyhow::Result<(SocketAddr, String)> {
-    let rest = url.split_once("://").context("no scheme")?.1;
-    let authority = rest.split(['/', '?']).next().unwrap_or_default();
-    let written = authority.rsplit('@').next().unwrap_or_default().to_string();
-    let with_port = if written.contains(':') {
-        written.clone()
-    } else {
-        format!("{written}:5432")
-    };
-    let addr = with_port.to_socket_addrs()?.next().context("unresolvable")?;
-    Ok((addr, written))
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_database_outage_opens_the_breaker_and_loses_nothing() -> anyhow::Result<()> {
     let mut app = CustomApp::new(|_| {}).await?;
     app.start_ingress().await?;
     let admin = app.user(ADMIN).await?;
-    let (pg, host_port) = server_of(&app.iso.postgres.url)?;
-    let proxy = TcpProxy::start(pg).await?;
+    let (proxy, proxied) = TcpProxy::in_front_of(&app.iso.postgres.url, 5432).await?;
 
     let mut config = Config::workers(&app.iso);
-    let proxied = app.iso.postgres.url.replacen(&host_port, &proxy.addr().to_string(), 1);
     config.set("postgres", "url", &format!("{proxied:?}"));
     config.set("postgres", "acquire_timeout", "\"500ms\"");
     config.set("postgres", "connect_timeout", "\"500ms\"");
