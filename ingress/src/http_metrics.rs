@@ -8,7 +8,25 @@ use axum::extract::{MatchedPath, Request};
 use axum::middleware::Next;
 use axum::response::Response;
 
+/// Counts a request in flight until dropped, so a request cancelled
+/// mid-way (client gone, deadline) is not counted for ever.
+struct InFlight;
+
+impl InFlight {
+    fn start() -> Self {
+        metrics::gauge!(gad_shared::metric_names::HTTP_IN_FLIGHT).increment(1.0);
+        Self
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        metrics::gauge!(gad_shared::metric_names::HTTP_IN_FLIGHT).decrement(1.0);
+    }
+}
+
 pub async fn layer(req: Request, next: Next) -> Response {
+    let _in_flight = InFlight::start();
     let started = Instant::now();
     let method = req.method().to_string();
     let route = req

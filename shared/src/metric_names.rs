@@ -46,6 +46,9 @@ pub const WS_RESUME: &str = "ws_resume_total";
 pub const HTTP_SHED: &str = "gad_http_shed_total";
 /// Counter; group (route group of §6.4).
 pub const HTTP_RATE_LIMITED: &str = "gad_http_rate_limited_total";
+/// Gauge: requests being handled by this ingress (the saturation signal
+/// beside the shedding limits).
+pub const HTTP_IN_FLIGHT: &str = "gad_http_requests_in_flight";
 /// Counter; lane: submissions refused by admission control.
 pub const JOBS_REFUSED: &str = "gad_jobs_refused_total";
 
@@ -156,6 +159,7 @@ const GAUGES: &[Family] = &[
         "PostgreSQL pool connections, by pool and state (idle, in_use)",
     ),
     (DB_POOL_MAX, "PostgreSQL pool maximum size, by pool"),
+    (HTTP_IN_FLIGHT, "HTTP requests being handled by this ingress"),
 ];
 
 const HISTOGRAMS: &[Family] = &[

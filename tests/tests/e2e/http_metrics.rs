@@ -27,5 +27,7 @@ async fn requests_are_counted_and_timed_by_route_template() -> anyhow::Result<()
         !text.contains("route=\"/api/v1/jobs/0"),
         "raw paths never become labels"
     );
+    // Counted in while handled, out when answered.
+    assert_eq!(sample(&text, "gad_http_requests_in_flight", &[]), Some(0.0), "{text}");
     app.stop().await
 }
