@@ -1,7 +1,6 @@
 //! Building and running the broadcaster.
 
 use std::net::SocketAddr;
-use std::num::NonZeroU32;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -101,12 +100,9 @@ impl Application {
         let db = gad_shared::db::connect(&settings.postgres, settings.postgres.statement_timeout).await?;
         gad_shared::db::watch_pool(db.clone(), "main");
         let telegram = telegram_delivery(&settings, &js, &topology, &job_status, &db).await?;
-        let new_connections = crate::state::new_connection_limiter(
-            NonZeroU32::new(b.new_connections_per_second).unwrap_or(NonZeroU32::MIN),
-            NonZeroU32::new(b.new_connections_burst).unwrap_or(NonZeroU32::MIN),
-        );
+        let quota = governor::Quota::per_second(b.new_connections_per_second).allow_burst(b.new_connections_burst);
         let state = AppState::new(Shared {
-            new_connections: Arc::new(new_connections),
+            new_connections: governor::RateLimiter::direct(quota),
             verifier: TokenVerifier::new(&settings.auth, revocations),
             settings: Arc::new(settings),
             hub,

@@ -91,14 +91,17 @@ pub async fn run(consumer: Consumer<pull::OrderedConfig>, hub: Hub, cancel: Canc
             let delivered = hub.publish(Arc::new(event));
             metrics::counter!(gad_shared::metric_names::WS_BROADCASTS).increment(1);
             // One line per event (not per delivery), joined to the job's
-            // trace when the event carries one.
-            let trace_id = msg
-                .headers
-                .as_ref()
-                .and_then(|h| h.get(headers::TRACEPARENT))
-                .and_then(|v| TraceParent::parse(v.as_str()))
-                .map(|t| t.trace_id());
-            tracing::debug!(seq, %event_id, subject = %msg.subject, delivered, trace_id = trace_id.as_deref().unwrap_or(""), "event delivered");
+            // trace when the event carries one; the header is parsed only
+            // when the line is written (this loop runs for every event).
+            if tracing::enabled!(tracing::Level::DEBUG) {
+                let trace_id = msg
+                    .headers
+                    .as_ref()
+                    .and_then(|h| h.get(headers::TRACEPARENT))
+                    .and_then(|v| TraceParent::parse(v.as_str()))
+                    .map(|t| t.trace_id());
+                tracing::debug!(seq, %event_id, subject = %msg.subject, delivered, trace_id = trace_id.as_deref().unwrap_or(""), "event delivered");
+            }
         }
     }
 }

@@ -1,6 +1,7 @@
 //! Broadcaster configuration (see `gad_shared::settings` for sources and rules).
 
 use std::net::SocketAddr;
+use std::num::NonZeroU32;
 use std::time::Duration;
 
 use gad_shared::settings::{
@@ -27,13 +28,6 @@ impl BroadcasterSettings {
     /// rather than surfacing at the first bot answer or the first connection.
     pub fn check(&self) -> Result<(), SettingsError> {
         gad_shared::settings::check_jwt_secret(&self.auth)?;
-        let b = &self.broadcaster;
-        if b.new_connections_per_second == 0 || b.new_connections_burst == 0 {
-            return Err(SettingsError::Rule {
-                key: "broadcaster.new_connections_per_second / new_connections_burst",
-                reason: "must be at least 1 (0 would refuse every connection)".into(),
-            });
-        }
         // PostgreSQL would refuse an unknown zone only when the bot first
         // shows a date, as an error to that user.
         if let Err(e) = jiff::tz::TimeZone::get(&self.telegram.time_zone) {
@@ -80,9 +74,10 @@ pub struct BroadcasterSection {
     /// New connections this node accepts per second, sustained, before
     /// answering 1013: after a replica dies its clients all come back at
     /// once, and the handshakes and resumes must not starve live delivery.
-    pub new_connections_per_second: u32,
+    /// At least 1 (0 is refused when the settings load).
+    pub new_connections_per_second: NonZeroU32,
     /// New connections accepted at once above the sustained rate.
-    pub new_connections_burst: u32,
+    pub new_connections_burst: NonZeroU32,
     /// Events kept per topic for `resume`.
     pub history_events_per_topic: usize,
     /// Events older than this leave the resume history.
@@ -123,8 +118,8 @@ impl Default for BroadcasterSection {
             missed_pongs: 2,
             max_connections: 10_000,
             max_connections_per_user: 10,
-            new_connections_per_second: 500,
-            new_connections_burst: 1000,
+            new_connections_per_second: NonZeroU32::new(500).unwrap_or(NonZeroU32::MIN),
+            new_connections_burst: NonZeroU32::new(1000).unwrap_or(NonZeroU32::MIN),
             history_events_per_topic: 10_000,
             history_max_age: Duration::from_secs(15 * 60),
             history_max_bytes: 256 << 20,
@@ -266,8 +261,9 @@ mod tests {
 
     #[test]
     fn a_zero_connection_rate_stops_the_start() {
-        let mut s = valid();
-        s.broadcaster.new_connections_burst = 0;
-        assert!(s.check().is_err());
+        let zero = serde_json::json!({ "new_connections_burst": 0 });
+        assert!(serde_json::from_value::<BroadcasterSection>(zero).is_err());
+        let one = serde_json::json!({ "new_connections_burst": 1 });
+        assert!(serde_json::from_value::<BroadcasterSection>(one).is_ok());
     }
 }

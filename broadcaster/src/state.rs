@@ -1,12 +1,11 @@
 //! What the broadcaster's handlers can reach.
 
-use std::num::NonZeroU32;
 use std::sync::Arc;
 
 use async_nats::jetstream::{self, kv};
 use gad_shared::auth::TokenVerifier;
 use gad_shared::topology::Topology;
-use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
+use governor::DefaultDirectRateLimiter;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
@@ -16,22 +15,7 @@ use crate::settings::BroadcasterSettings;
 /// Every connection task holds one: a pointer, so 10,000 idle connections
 /// do not each carry a copy of the NATS handles, key-value stores and
 /// verifier (kilobytes apiece).
-#[derive(Clone)]
-pub struct AppState(Arc<Shared>);
-
-impl AppState {
-    pub fn new(shared: Shared) -> Self {
-        Self(Arc::new(shared))
-    }
-}
-
-impl std::ops::Deref for AppState {
-    type Target = Shared;
-
-    fn deref(&self) -> &Shared {
-        &self.0
-    }
-}
+pub type AppState = Arc<Shared>;
 
 pub struct Shared {
     pub settings: Arc<BroadcasterSettings>,
@@ -52,10 +36,5 @@ pub struct Shared {
     pub draining: CancellationToken,
     /// This node's rate of new connections (§8 capacity): per node, not
     /// shared, because what it protects is this node's CPU.
-    pub new_connections: Arc<DefaultDirectRateLimiter>,
-}
-
-/// The new-connection limiter the settings describe.
-pub fn new_connection_limiter(per_second: NonZeroU32, burst: NonZeroU32) -> DefaultDirectRateLimiter {
-    RateLimiter::direct(Quota::per_second(per_second).allow_burst(burst))
+    pub new_connections: DefaultDirectRateLimiter,
 }

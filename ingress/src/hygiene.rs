@@ -52,7 +52,7 @@ pub fn cors(allowed_origins: &[String]) -> Option<CorsLayer> {
                 HeaderName::from_static("idempotency-key"),
                 HeaderName::from_static("prefer"),
                 HeaderName::from_static("x-request-id"),
-                HeaderName::from_static("traceparent"),
+                HeaderName::from_static(gad_shared::envelope::headers::TRACEPARENT),
             ])
             .expose_headers([
                 header::LOCATION,

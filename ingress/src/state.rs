@@ -12,22 +12,7 @@ use crate::waiters::Waiters;
 
 /// Cloned for every request by axum's extractors: one reference count, not
 /// a dozen (the clone/drop of the fields showed up in the accept path's profile).
-#[derive(Clone)]
-pub struct AppState(Arc<Shared>);
-
-impl AppState {
-    pub fn new(shared: Shared) -> Self {
-        Self(Arc::new(shared))
-    }
-}
-
-impl std::ops::Deref for AppState {
-    type Target = Shared;
-
-    fn deref(&self) -> &Shared {
-        &self.0
-    }
-}
+pub type AppState = Arc<Shared>;
 
 pub struct Shared {
     pub settings: Arc<IngressSettings>,

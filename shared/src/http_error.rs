@@ -138,7 +138,7 @@ pub async fn request_id_layer(req: axum::extract::Request, next: axum::middlewar
     response
 }
 
-/// Operator actions on the dead-letter queue (§6.3).
+/// A job the queue did not take.
 impl From<crate::submit::SubmitError> for ApiError {
     fn from(e: crate::submit::SubmitError) -> Self {
         use crate::submit::SubmitError;
@@ -155,6 +155,7 @@ impl From<crate::submit::SubmitError> for ApiError {
     }
 }
 
+/// Operator actions on the dead-letter queue (§6.3).
 impl From<crate::dlq::DlqError> for ApiError {
     fn from(e: crate::dlq::DlqError) -> Self {
         use crate::dlq::DlqError;

@@ -25,16 +25,13 @@ pub fn current() -> Option<TraceParent> {
     CURRENT.try_with(|t| *t).ok()
 }
 
-/// The request header (and NATS header) name.
-pub const HEADER: &str = "traceparent";
-
 /// Middleware (inside the request id's): continues the client's trace or
 /// starts one, scopes it for the jobs the request submits, and puts the
 /// request id and trace id on every log line of the request.
 pub async fn layer(req: Request, next: Next) -> Response {
     let parent = req
         .headers()
-        .get(HEADER)
+        .get(crate::envelope::headers::TRACEPARENT)
         .and_then(|v| v.to_str().ok())
         .and_then(TraceParent::parse);
     // This hop is a span of its own in the client's trace.

@@ -22,6 +22,7 @@
 //!   that takes PostgreSQL away, and a NATS server of the test's own.
 
 pub mod app;
+pub mod bench_format;
 pub mod binaries;
 pub mod board;
 pub mod broadcaster;

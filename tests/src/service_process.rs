@@ -254,17 +254,17 @@ impl ServiceProcess {
             .with_context(|| format!("waiting for {name}"))
     }
 
+    /// Its Prometheus endpoint's text.
+    pub async fn scrape(&self) -> anyhow::Result<String> {
+        let client = reqwest::Client::builder().timeout(Duration::from_secs(1)).build()?;
+        let url = format!("http://{}/metrics", self.metrics);
+        Ok(client.get(url).send().await?.error_for_status()?.text().await?)
+    }
+
     /// One gauge or counter from its Prometheus endpoint (`name{labels}` as
     /// written there, e.g. `gad_breaker_state{dependency="postgres"}`).
     pub async fn metric(&self, series: &str) -> anyhow::Result<Option<f64>> {
-        let text = reqwest::Client::builder()
-            .timeout(Duration::from_secs(1))
-            .build()?
-            .get(format!("http://{}/metrics", self.metrics))
-            .send()
-            .await?
-            .text()
-            .await?;
+        let text = self.scrape().await?;
         Ok(text
             .lines()
             .find_map(|l| l.strip_prefix(series)?.trim().parse::<f64>().ok()))

@@ -39,7 +39,10 @@ impl KindLabels {
     }
 
     pub fn of(&self, subject: &str) -> &'static str {
-        self.by_subject.get(subject).copied().unwrap_or("unknown")
+        self.by_subject
+            .get(subject)
+            .copied()
+            .unwrap_or(gad_shared::metric_names::UNKNOWN_KIND)
     }
 }
 

@@ -430,7 +430,9 @@ fn job_error(code: &str, message: &str) -> JobError {
 
 /// Bounded label: unknown kinds from hand-made messages collapse to one value.
 fn kind_label(kind: &str) -> &'static str {
-    kind_spec(kind).map(|s| s.name).unwrap_or("unknown")
+    kind_spec(kind)
+        .map(|s| s.name)
+        .unwrap_or(gad_shared::metric_names::UNKNOWN_KIND)
 }
 
 async fn acknowledge(msg: &jetstream::Message, ack: Ack) {

@@ -94,9 +94,7 @@ pub fn url(args: &Args, path: &str) -> String {
     format!("{}{path}", args.ingress_url.trim_end_matches('/'))
 }
 
-pub fn ms(us: u64) -> f64 {
-    us as f64 / 1000.0
-}
+pub use gad_e2e::bench_format::ms;
 
 /// Latencies and answers per endpoint label.
 pub struct Recorder {

@@ -202,22 +202,7 @@ pub fn latency_histogram(samples: &[u32]) -> anyhow::Result<Histogram<u64>> {
     Ok(h)
 }
 
-pub fn ms(us: u64) -> f64 {
-    us as f64 / 1000.0
-}
-
-/// An integer with thousands separators.
-pub fn thousands(r: f64) -> String {
-    let s = (r.round().max(0.0) as u64).to_string();
-    let mut out = String::new();
-    for (i, c) in s.chars().enumerate() {
-        if i > 0 && (s.len() - i).is_multiple_of(3) {
-            out.push(',');
-        }
-        out.push(c);
-    }
-    out
-}
+pub use gad_e2e::bench_format::{ms, thousands};
 
 pub fn check(ok: bool) -> &'static str {
     if ok { "✓" } else { "✗" }

@@ -18,6 +18,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, anyhow, bail};
 use bytes::Bytes;
 use clap::Parser;
+use gad_e2e::bench_format::{ms, thousands};
 use gad_shared::settings::{NatsSettings, PostgresSettings};
 use gad_shared::topology::Topology;
 use gad_workers::jobs::geo::nearest;
@@ -129,23 +130,6 @@ fn parse_named_pid(s: &str) -> Result<(String, u32), String> {
 
 fn histogram() -> anyhow::Result<Histogram<u64>> {
     Histogram::new_with_bounds(1, HIST_MAX_US, 3).map_err(|e| anyhow!("histogram: {e}"))
-}
-
-fn ms(us: u64) -> f64 {
-    us as f64 / 1000.0
-}
-
-fn rate_fmt(r: f64) -> String {
-    let n = r.round() as u64;
-    let s = n.to_string();
-    let mut out = String::new();
-    for (i, c) in s.chars().enumerate() {
-        if i > 0 && (s.len() - i).is_multiple_of(3) {
-            out.push(',');
-        }
-        out.push(c);
-    }
-    out
 }
 
 // ------------------------------------------------------------------ HTTP client
@@ -491,9 +475,9 @@ async fn phase1(args: &Args, target: Arc<Target>, clients: usize) -> anyhow::Res
         "    accepted {} in {}s = {}/s (per-second min {} / max {}); 202 latency p50 {:.2} ms, p99 {:.2} ms, max {:.1} ms",
         r.accepted,
         args.duration_s,
-        rate_fmt(r.rate),
-        rate_fmt(r.min_sec as f64),
-        rate_fmt(r.max_sec as f64),
+        thousands(r.rate),
+        thousands(r.min_sec as f64),
+        thousands(r.max_sec as f64),
         ms(r.p50_us),
         ms(r.p99_us),
         ms(r.max_us)
@@ -584,7 +568,7 @@ async fn drain(args: &Args, named: &[(String, u32)]) -> anyhow::Result<Drain> {
             println!(
                 "    {:>4.0} s: {p} pending + {a} unacknowledged ({}/s so far)",
                 start.elapsed().as_secs_f64(),
-                rate_fmt(done as f64 / start.elapsed().as_secs_f64())
+                thousands(done as f64 / start.elapsed().as_secs_f64())
             );
             last_report = Instant::now();
         }
@@ -595,7 +579,7 @@ async fn drain(args: &Args, named: &[(String, u32)]) -> anyhow::Result<Drain> {
     if !purged {
         println!(
             "    drained {first} jobs in {secs:.1} s = {}/s worker throughput (geo group, whole pipeline per job)",
-            rate_fmt(first as f64 / secs.max(1e-3))
+            thousands(first as f64 / secs.max(1e-3))
         );
         println!("    {}", cpu_line(&cpu_a, &cpu_b));
         println!("    {}", cpu_per_unit(&cpu_a, &cpu_b, first, "drained job"));
@@ -902,7 +886,7 @@ async fn phase3(args: &Args) -> anyhow::Result<Phase3> {
     println!(
         "    {} queries = {}/s; p50 {:.2} ms, p99 {:.2} ms; errors {}, empty results {}",
         r.queries,
-        rate_fmt(r.rate),
+        thousands(r.rate),
         ms(r.p50_us),
         ms(r.p99_us),
         r.errors,
@@ -1030,7 +1014,7 @@ async fn main() -> anyhow::Result<()> {
              non-202 {non202} transport errors {}  [target ≥ 10,000: {}]",
             args.clients,
             args.duration_s,
-            rate_fmt(r.rate),
+            thousands(r.rate),
             ms(r.p50_us),
             ms(r.p99_us),
             r.transport_errors,
@@ -1043,7 +1027,7 @@ async fn main() -> anyhow::Result<()> {
                 "  backlog drain (geo workers, full job pipeline): {} jobs in {:.1} s = {}/s",
                 d.backlog,
                 d.secs,
-                rate_fmt(d.backlog as f64 / d.secs.max(1e-3))
+                thousands(d.backlog as f64 / d.secs.max(1e-3))
             );
         }
         println!("  {}", r.cpu);
@@ -1071,7 +1055,7 @@ async fn main() -> anyhow::Result<()> {
             args.knn_tasks,
             args.knn_pool,
             args.knn_duration_s,
-            rate_fmt(r.rate),
+            thousands(r.rate),
             ms(r.p50_us),
             ms(r.p99_us),
             r.errors
@@ -1080,7 +1064,7 @@ async fn main() -> anyhow::Result<()> {
     if let Some(r) = &p4 {
         println!(
             "raw JetStream async publish (256 in flight, same server, same run): {}/s  errors {}",
-            rate_fmt(r.rate),
+            thousands(r.rate),
             r.errors
         );
     }
@@ -1090,7 +1074,7 @@ async fn main() -> anyhow::Result<()> {
         println!(
             "overload ({} clients): accepted {}/s  p99 of accepted {:.1} ms [target ≤ 100 ms: {}]  503 share {:.1}%               other non-202 {}  ingress RSS {} → {} MiB",
             args.overload_clients,
-            rate_fmt(r.rate),
+            thousands(r.rate),
             ms(r.p99_us),
             check(r.p99_us <= 100_000),
             refused as f64 / answered.max(1) as f64 * 100.0,
@@ -1119,7 +1103,7 @@ async fn main() -> anyhow::Result<()> {
         ratios.push(format!(
             "accepted/s = {:.1}% of the {}/s JetStream publish ceiling (platform.md)",
             r1.rate / args.publish_ceiling * 100.0,
-            rate_fmt(args.publish_ceiling)
+            thousands(args.publish_ceiling)
         ));
     }
     if let (Some((r1, _)), Some(r4)) = (&p1, &p4) {

@@ -56,52 +56,33 @@ fn promtool_check() -> anyhow::Result<usize> {
     found.ok_or_else(|| anyhow::anyhow!("no rule count in promtool's output:\n{text}"))
 }
 
-/// `(rule name, expr)` of every rule. Handles what the rule format allows in
-/// practice: `expr:` inline (plain or quoted) or as a block scalar (`|`, `>`,
-/// with chomping), whose lines are those indented deeper than the key.
-fn rule_exprs(yaml: &str) -> Vec<(String, String)> {
-    let indent_of = |l: &str| l.len() - l.trim_start().len();
-    let lines: Vec<&str> = yaml.lines().collect();
-    let mut rules = Vec::new();
-    let mut name = String::from("?");
-    let mut i = 0;
-    while i < lines.len() {
-        let line = lines[i];
-        i += 1;
-        let key = line.trim_start().trim_start_matches("- ");
-        if let Some(n) = key.strip_prefix("alert:").or_else(|| key.strip_prefix("record:")) {
-            name = unquote(n.trim());
-            continue;
-        }
-        let Some(value) = key.strip_prefix("expr:") else {
-            continue;
-        };
-        let value = value.trim();
-        if value.starts_with('|') || value.starts_with('>') {
-            let indent = indent_of(line);
-            let mut block = String::new();
-            while i < lines.len() && (lines[i].trim().is_empty() || indent_of(lines[i]) > indent) {
-                block.push_str(lines[i].trim());
-                block.push('\n');
-                i += 1;
-            }
-            rules.push((name.clone(), block));
-        } else {
-            rules.push((name.clone(), unquote(value)));
-        }
-    }
-    rules
+/// The rule file's shape, as far as these tests read it.
+#[derive(serde::Deserialize)]
+struct RuleFile {
+    groups: Vec<RuleGroup>,
 }
 
-fn unquote(v: &str) -> String {
-    if let Some(inner) = v.strip_prefix('"').and_then(|v| v.strip_suffix('"')) {
-        inner.replace("\\\"", "\"").replace("\\\\", "\\")
-    } else if let Some(inner) = v.strip_prefix('\'').and_then(|v| v.strip_suffix('\'')) {
-        inner.replace("''", "'")
-    } else {
-        // A plain scalar ends at " #".
-        v.split(" #").next().unwrap_or(v).trim().to_string()
-    }
+#[derive(serde::Deserialize)]
+struct RuleGroup {
+    rules: Vec<Rule>,
+}
+
+#[derive(serde::Deserialize)]
+struct Rule {
+    alert: Option<String>,
+    record: Option<String>,
+    expr: String,
+}
+
+/// `(rule name, expr)` of every rule.
+fn rule_exprs(yaml: &str) -> anyhow::Result<Vec<(String, String)>> {
+    let file: RuleFile = serde_yaml_ng::from_str(yaml)?;
+    Ok(file
+        .groups
+        .into_iter()
+        .flat_map(|g| g.rules)
+        .map(|r| (r.alert.or(r.record).unwrap_or_else(|| "?".into()), r.expr))
+        .collect())
 }
 
 /// Keywords that are followed by a parenthesised list of label names.
@@ -231,7 +212,7 @@ fn family<'a>(name: &'a str, scraped: &BTreeSet<String>) -> &'a str {
 fn referenced() -> anyhow::Result<BTreeMap<String, Vec<String>>> {
     let yaml = std::fs::read_to_string(rules_file())?;
     let mut used: BTreeMap<String, Vec<String>> = BTreeMap::new();
-    for (rule, expr) in rule_exprs(&yaml) {
+    for (rule, expr) in rule_exprs(&yaml)? {
         let names = metric_names_in(&expr);
         anyhow::ensure!(!names.is_empty(), "rule {rule} uses no metric: {expr}");
         for name in names {
@@ -244,7 +225,7 @@ fn referenced() -> anyhow::Result<BTreeMap<String, Vec<String>>> {
 }
 
 #[test]
-fn promql_names_skip_functions_labels_strings_and_groupings() {
+fn promql_names_skip_functions_labels_strings_and_groupings() -> anyhow::Result<()> {
     let expr = r#"histogram_quantile(0.95, sum by (le, route) (rate(http_request_duration_seconds_bucket{route!~"/x{id}"}[5m])))
         > 0.15 and on (route) sum without (instance) (rate(http_requests_total[5m] offset 1h)) > bool 1e3
         or absent(up{job="a"}) unless max(gad_breaker_state) * on () group_left (kind) foo:bar_ratio
@@ -262,22 +243,23 @@ fn promql_names_skip_functions_labels_strings_and_groupings() {
         ]
     );
     let yaml = "groups:\n  - name: g\n    rules:\n      - alert: A\n        expr: 'x_total > 0'\n        for: 1m\n      - alert: B\n        expr: |\n          y\n            and z\n        for: 1m\n      - record: c:rate\n        expr: rate(w[5m]) # note\n";
-    let exprs = rule_exprs(yaml);
+    let exprs = rule_exprs(yaml)?;
     assert_eq!(
         exprs,
         [
             ("A".to_string(), "x_total > 0".to_string()),
-            ("B".to_string(), "y\nand z\n".to_string()),
+            ("B".to_string(), "y\n  and z\n".to_string()),
             ("c:rate".to_string(), "rate(w[5m])".to_string()),
         ]
     );
+    Ok(())
 }
 
 #[test]
 fn alert_rules_pass_promtool_and_every_rule_is_read() -> anyhow::Result<()> {
     let found = promtool_check()?;
     let yaml = std::fs::read_to_string(rules_file())?;
-    let exprs = rule_exprs(&yaml);
+    let exprs = rule_exprs(&yaml)?;
     assert_eq!(exprs.len(), found, "rules read here vs. promtool: {exprs:#?}");
     // Every name a rule uses is one the services declare (or process_*).
     let undeclared: Vec<_> = referenced()?.into_iter().filter(|(name, _)| !declared(name)).collect();
@@ -410,12 +392,8 @@ async fn the_binaries_export_their_zero_series_from_the_start() -> anyhow::Resul
     let within = Duration::from_secs(120);
     let workers = WorkerProcess::start(Config::workers(&b.isolation), within).await?;
     let broadcaster = BroadcasterProcess::start(Config::broadcaster(&b.isolation), within).await?;
-    let scrape = |addr: std::net::SocketAddr| async move {
-        let text = reqwest::get(format!("http://{addr}/metrics")).await?.text().await?;
-        anyhow::Ok(text)
-    };
-    let w = scrape(workers.metrics).await?;
-    let c = scrape(broadcaster.metrics).await?;
+    let w = workers.scrape().await?;
+    let c = broadcaster.scrape().await?;
     for series in [
         r#"gad_jobs_dead_total{kind="geo.nearest"} 0"#,
         r#"gad_jobs_dead_total{kind="unknown"} 0"#,

@@ -164,14 +164,7 @@ async fn saturation(args: &Args, fleet: &Fleet, p: &mut Publisher) -> anyhow::Re
     );
     println!("    latency at saturation (queueing included): {latency}");
     println!("    {cpu}");
-    println!(
-        "    client closes/errors during the phase: {closes} ({closes_text}); deliveries missing after {DRAIN:?}: {missing}"
-    );
-    let invalid = if closes > 0 || missing > 0 {
-        " INVALID: clients were closed or missed events"
-    } else {
-        ""
-    };
+    let invalid = closes_and_gaps(closes, &closes_text, missing);
     Ok(format!(
         "1 saturation: {}/s deliveries to {clients} clients ({} B frames, topic {}, ≤ {} events in flight); \
          closes {closes}; {cpu}  [target ≥ {}/s {}]{invalid}",
@@ -238,18 +231,24 @@ async fn fixed_rate(args: &Args, fleet: &Fleet, p: &mut Publisher) -> anyhow::Re
     );
     println!("    publish→receive latency: {latency}");
     println!("    {cpu}");
-    println!(
-        "    client closes/errors during the phase: {closes} ({closes_text}); deliveries missing after {DRAIN:?}: {missing}"
-    );
-    let invalid = if closes > 0 || missing > 0 {
-        " INVALID: clients were closed or missed events"
-    } else {
-        ""
-    };
+    let invalid = closes_and_gaps(closes, &closes_text, missing);
     Ok(format!(
         "2 fixed rate: {latency} at {events_per_s} events/s × {clients} clients = {}/s delivered; closes {closes}; \
          {cpu}  [target p99 ≤ {TARGET_P99_MS} ms {}]{invalid}",
         thousands(delivered_rate),
         check(p99 <= TARGET_P99_MS && invalid.is_empty()),
     ))
+}
+
+/// Prints a phase's closes and missing deliveries; the summary's INVALID
+/// mark when there were any (the rate of a run that lost clients is no figure).
+fn closes_and_gaps(closes: u64, closes_text: &str, missing: u64) -> &'static str {
+    println!(
+        "    client closes/errors during the phase: {closes} ({closes_text}); deliveries missing after {DRAIN:?}: {missing}"
+    );
+    if closes > 0 || missing > 0 {
+        " INVALID: clients were closed or missed events"
+    } else {
+        ""
+    }
 }

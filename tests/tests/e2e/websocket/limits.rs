@@ -2,6 +2,8 @@
 
 use std::time::{Duration, Instant};
 
+use anyhow::Context;
+
 use gad_e2e::WsClient;
 use gad_e2e::board::{self, Board};
 use serde_json::json;
@@ -93,8 +95,8 @@ async fn websocket_new_connections_above_the_nodes_rate_close_1013_and_are_accep
     const TRIES: usize = 10;
     let mut b = Board::start().await?;
     let mut section = board::section();
-    section.new_connections_per_second = 1;
-    section.new_connections_burst = BURST as u32;
+    section.new_connections_per_second = std::num::NonZeroU32::MIN;
+    section.new_connections_burst = std::num::NonZeroU32::new(BURST as u32).context("burst")?;
     let (ws, _) = b.broadcaster(section).await?;
     let url = format!("{ws}/ws/connect?token={}", b.supervisor.token);
 
