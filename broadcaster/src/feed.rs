@@ -9,6 +9,7 @@ use async_nats::jetstream::consumer::{DeliverPolicy, pull};
 use async_nats::jetstream::{self, consumer::Consumer};
 use futures::StreamExt;
 use gad_shared::envelope::{self, EventEnvelope, headers};
+use gad_shared::otlp::{self, Hop, HopSpan};
 use gad_shared::topology::Topology;
 use gad_shared::trace_context::TraceParent;
 use tokio_util::sync::CancellationToken;
@@ -88,7 +89,12 @@ pub async fn run(consumer: Consumer<pull::OrderedConfig>, hub: Hub, cancel: Canc
         let seq = msg.info().map(|i| i.stream_sequence).unwrap_or(0);
         if let Some(event) = stored(&msg, seq) {
             let event_id = event.message_id;
+            let exported = export_delivery(&msg);
             let delivered = hub.publish(Arc::new(event));
+            if let Some(mut span) = exported {
+                span.set("gad.ws.delivered", delivered as i64);
+                span.end(None);
+            }
             metrics::counter!(gad_shared::metric_names::WS_BROADCASTS).increment(1);
             // One line per event (not per delivery), joined to the job's
             // trace when the event carries one; the header is parsed only
@@ -104,4 +110,21 @@ pub async fn run(consumer: Consumer<pull::OrderedConfig>, hub: Hub, cancel: Canc
             }
         }
     }
+}
+
+/// The fan-out of one event as a span of its job's trace, when spans are
+/// exported (the header is not parsed otherwise: this runs for every event).
+fn export_delivery(msg: &jetstream::Message) -> Option<HopSpan> {
+    if !otlp::enabled() {
+        return None;
+    }
+    let parent = msg
+        .headers
+        .as_ref()
+        .and_then(|h| h.get(headers::TRACEPARENT))
+        .and_then(|v| TraceParent::parse(v.as_str()));
+    let own = parent.map_or_else(TraceParent::root, |p| p.child());
+    Some(HopSpan::start(Hop::Delivery, own, parent, || {
+        vec![otlp::attribute("messaging.destination.name", msg.subject.to_string())]
+    }))
 }

@@ -8,7 +8,8 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let settings: BroadcasterSettings = gad_shared::settings::load("broadcaster").context("loading settings")?;
-    gad_shared::telemetry::init_tracing(&settings.telemetry);
+    let _telemetry =
+        gad_shared::telemetry::init_tracing(&settings.telemetry, "gad-broadcaster").context("starting telemetry")?;
     if let Some(addr) = settings.broadcaster.metrics_bind {
         gad_shared::telemetry::init_metrics(addr).context("starting the metrics exporter")?;
         gad_shared::metric_names::zero_series(gad_shared::metric_names::Service::Broadcaster);

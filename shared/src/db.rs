@@ -22,6 +22,9 @@ pub async fn connect(settings: &PostgresSettings, statement_timeout: Duration) -
         .min_connections(settings.pool_size)
         .acquire_timeout(settings.acquire_timeout)
         .test_before_acquire(false)
+        // Every acquire reports its wait as a trace event, which the
+        // telemetry layer turns into `gad_db_pool_acquire_wait_seconds`.
+        .acquire_time_level(log::LevelFilter::Trace)
         .connect_lazy_with(options);
     Ok(pool)
 }

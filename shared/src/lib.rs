@@ -23,6 +23,7 @@ pub mod http_error;
 pub mod job;
 pub mod lag;
 pub mod metric_names;
+pub mod otlp;
 pub mod password;
 pub mod redis_conn;
 pub mod revocation;

@@ -96,6 +96,9 @@ pub const JOB_QUEUE_WAIT: &str = "gad_job_queue_wait_seconds";
 pub const DB_POOL_CONNECTIONS: &str = "gad_db_pool_connections";
 /// Gauge; pool: the pool's maximum size.
 pub const DB_POOL_MAX: &str = "gad_db_pool_max_connections";
+/// Histogram: seconds a query waited for a pooled connection, every pool of
+/// the process (sqlx reports the wait without saying which pool).
+pub const DB_POOL_ACQUIRE_WAIT: &str = "gad_db_pool_acquire_wait_seconds";
 /// Counter; cache (stats), result (hit, miss, bypass, unavailable).
 pub const CACHE_REQUESTS: &str = "gad_cache_requests_total";
 
@@ -178,6 +181,10 @@ const HISTOGRAMS: &[Family] = &[
         "Seconds from a job's submission to its first pickup, by kind",
     ),
     (WS_EVENT_LAG, "Seconds from an event's timestamp to this node's fan-out"),
+    (
+        DB_POOL_ACQUIRE_WAIT,
+        "Seconds spent waiting for a pooled PostgreSQL connection",
+    ),
 ];
 
 /// Buckets of every latency histogram, in seconds: fine around the SLO

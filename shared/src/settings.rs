@@ -203,6 +203,14 @@ pub struct TelemetrySettings {
     pub log_filter: String,
     /// JSON lines (production) instead of human-readable text.
     pub json_logs: bool,
+    /// OTLP/HTTP (protobuf) traces URL, e.g. `http://127.0.0.1:4318/v1/traces`;
+    /// none = no span export (trace ids are still logged and propagated).
+    pub otlp_endpoint: Option<String>,
+    /// One export request to the collector.
+    #[serde(with = "humantime_serde")]
+    pub otlp_timeout: Duration,
+    /// Finished spans held for export; further ones are dropped, never waited for.
+    pub otlp_queue: usize,
 }
 
 impl Default for TelemetrySettings {
@@ -210,6 +218,9 @@ impl Default for TelemetrySettings {
         Self {
             log_filter: "info".into(),
             json_logs: false,
+            otlp_endpoint: None,
+            otlp_timeout: Duration::from_secs(5),
+            otlp_queue: 2048,
         }
     }
 }

@@ -91,7 +91,7 @@ pub async fn submit(queue: &JobQueue<'_>, job: NewJob) -> Result<JobRecord, Subm
         hdrs.insert(headers::SUBMITTER, user.to_string().as_str());
     }
     // A job submitted outside a request (the bot, an importer) starts its own trace.
-    let trace = crate::trace_context::current().map_or_else(TraceParent::root, |t| t.child());
+    let trace = crate::trace_context::outgoing().unwrap_or_else(TraceParent::root);
     hdrs.insert(headers::TRACEPARENT, trace.to_string().as_str());
     let message = PublishMessage::build()
         .payload(body)

@@ -4,8 +4,10 @@
 //! its trace id is on every log line about it.
 //!
 //! Only `traceparent` is carried (no `tracestate`): the ids are what the
-//! logs join on. OTLP export is not built in; the ids are W3C ones, so an
-//! exporter added later keeps them.
+//! logs join on. Each hop (request, job, event delivery) is one span whose
+//! id is the one scoped here; with `telemetry.otlp_endpoint` set, [`crate::otlp`]
+//! exports those spans under exactly these ids, so the collector's tree and
+//! the logs agree.
 
 use std::fmt;
 
@@ -42,7 +44,27 @@ pub async fn layer(req: Request, next: Next) -> Response {
         request_id = crate::http_error::current_request_id().unwrap_or_default(),
         trace_id = %trace.trace_id(),
     );
-    CURRENT.scope(trace, next.run(req)).instrument(span).await
+    let mut exported = crate::otlp::HopSpan::start(crate::otlp::Hop::Request, trace, parent, || {
+        let route = req
+            .extensions()
+            .get::<axum::extract::MatchedPath>()
+            .map_or("unmatched", |p| p.as_str());
+        vec![
+            crate::otlp::attribute("http.request.method", req.method().to_string()),
+            crate::otlp::attribute("http.route", route.to_string()),
+        ]
+    });
+    let response = CURRENT.scope(trace, next.run(req)).instrument(span).await;
+    let status = response.status();
+    exported.set("http.response.status_code", i64::from(status.as_u16()));
+    exported.end(status.is_server_error().then(|| status.to_string()));
+    response
+}
+
+/// The `traceparent` for what the current hop publishes (a job, an event):
+/// the current span is the next hop's parent.
+pub fn outgoing() -> Option<TraceParent> {
+    current()
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -102,6 +124,18 @@ impl TraceParent {
     /// The trace id as the logs show it (32 lowercase hex digits).
     pub fn trace_id(&self) -> String {
         to_hex(&self.trace_id)
+    }
+
+    pub(crate) fn trace_id_bytes(&self) -> [u8; 16] {
+        self.trace_id
+    }
+
+    pub(crate) fn span_id_bytes(&self) -> [u8; 8] {
+        self.span_id
+    }
+
+    pub(crate) fn flags(&self) -> u8 {
+        self.flags
     }
 }
 

@@ -214,10 +214,15 @@ fn init_tracing() {
     static INIT: Once = Once::new();
     INIT.call_once(|| {
         let filter = std::env::var("TEST_LOG").unwrap_or_else(|_| "warn".into());
-        gad_shared::telemetry::init_tracing(&TelemetrySettings {
-            log_filter: filter,
-            json_logs: false,
-        });
+        let telemetry = gad_shared::telemetry::init_tracing(
+            &TelemetrySettings {
+                log_filter: filter,
+                ..TelemetrySettings::default()
+            },
+            "gad-tests",
+        );
+        // No span export here: the guard holds nothing worth flushing.
+        drop(telemetry);
     });
 }
 

@@ -64,7 +64,7 @@ pub async fn publish_event(
     topics: &[String],
     ttl: Option<Duration>,
 ) -> Result<(), EventError> {
-    let trace = gad_shared::trace_context::current().map(|t| t.child().to_string());
+    let trace = gad_shared::trace_context::outgoing().map(|t| t.to_string());
     let event = Event {
         event_id: Uuid::now_v7(),
         event_type,

@@ -8,7 +8,8 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let settings: WorkersSettings = gad_shared::settings::load("workers").context("loading settings")?;
-    gad_shared::telemetry::init_tracing(&settings.telemetry);
+    let _telemetry =
+        gad_shared::telemetry::init_tracing(&settings.telemetry, "gad-workers").context("starting telemetry")?;
     if let Some(addr) = settings.workers.metrics_bind {
         gad_shared::telemetry::init_metrics(addr).context("starting the metrics exporter")?;
         gad_shared::metric_names::zero_series(gad_shared::metric_names::Service::Workers);

@@ -6,6 +6,7 @@ use std::time::Duration;
 use async_nats::jetstream::{self, AckKind};
 use gad_shared::envelope::{self, JobEnvelope, headers};
 use gad_shared::job::{JobError, JobRecord, JobStatus, kind_spec};
+use gad_shared::otlp::{self, Hop, HopSpan};
 use gad_shared::topology::Topology;
 use gad_shared::trace_context::{self, TraceParent};
 use tokio_util::sync::CancellationToken;
@@ -63,12 +64,12 @@ pub async fn process_one(ctx: &WorkerContext, msg: jetstream::Message, deadline:
     }
     // The submitter's trace continues here (one job, one trace); a message
     // without one (an older or foreign publisher) starts its own.
-    let trace = msg
+    let parent = msg
         .headers
         .as_ref()
         .and_then(|h| h.get(headers::TRACEPARENT))
-        .and_then(|v| TraceParent::parse(v.as_str()))
-        .map_or_else(TraceParent::root, |t| t.child());
+        .and_then(|v| TraceParent::parse(v.as_str()));
+    let trace = parent.map_or_else(TraceParent::root, |t| t.child());
     let span = tracing::info_span!(
         "job",
         job_id = %job.job_id,
@@ -76,10 +77,24 @@ pub async fn process_one(ctx: &WorkerContext, msg: jetstream::Message, deadline:
         attempt,
         trace_id = %trace.trace_id(),
     );
-    trace_context::CURRENT
+    let exported = HopSpan::start(Hop::Job, trace, parent, || {
+        vec![
+            otlp::attribute("gad.job_id", job.job_id.to_string()),
+            otlp::attribute("gad.job.kind", job.kind.clone()),
+            otlp::attribute("gad.job.attempt", i64::from(attempt)),
+        ]
+    });
+    let processed = trace_context::CURRENT
         .scope(trace, run(ctx, &msg, job, attempt, deadline))
         .instrument(span)
-        .await
+        .await;
+    exported.end(match &processed {
+        Processed::Settled(JobStatus::Succeeded) | Processed::Skipped => None,
+        Processed::Settled(status) => Some(status.as_str().to_string()),
+        Processed::Retried => Some("retried".into()),
+        Processed::Undecodable => Some("undecodable".into()),
+    });
+    processed
 }
 
 async fn run(

@@ -1,6 +1,7 @@
 //! The workers' per-kind metrics (issue 4, "Metrics"), scraped as Prometheus
 //! would: started and succeeded counted per kind, the run timed, nothing left
-//! in flight, and each group's consumer lag published.
+//! in flight, each group's consumer lag published, and the waits for pooled
+//! connections observed.
 
 use std::time::Duration;
 
@@ -30,7 +31,9 @@ async fn a_job_is_counted_timed_and_its_lane_lag_published() -> anyhow::Result<(
             && sample(&text, "job_queue_depth", &[r#"lane="geo""#]).is_some()
             && sample(&text, "notifications_pending", &["channel="]).is_some()
             && text.contains("process_resident_memory_bytes ")
-            && sample(&text, "gad_db_pool_connections", &[r#"state="in_use""#]).is_some();
+            && sample(&text, "gad_db_pool_connections", &[r#"state="in_use""#]).is_some()
+            // Every job borrows pooled connections: each wait is observed.
+            && sample(&text, "gad_db_pool_acquire_wait_seconds_count", &[]).is_some_and(|n| n >= 2.0);
         if ready {
             break text;
         }

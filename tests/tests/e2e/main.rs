@@ -30,6 +30,7 @@ mod nearest_oracle;
 mod negotiation;
 mod openapi_fuzz;
 mod ops;
+mod otlp;
 mod readiness;
 mod relay;
 mod retention;

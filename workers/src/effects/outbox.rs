@@ -27,7 +27,7 @@ pub async fn event(
     .bind(topics)
     .bind(data)
     .bind(job_id)
-    .bind(gad_shared::trace_context::current().map(|t| t.child().to_string()))
+    .bind(gad_shared::trace_context::outgoing().map(|t| t.to_string()))
     .execute(&mut **tx)
     .await?;
     sqlx::query("SELECT pg_notify($1, '')")
