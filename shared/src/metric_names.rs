@@ -101,6 +101,10 @@ pub const DB_POOL_MAX: &str = "gad_db_pool_max_connections";
 pub const DB_POOL_ACQUIRE_WAIT: &str = "gad_db_pool_acquire_wait_seconds";
 /// Counter; cache (stats), result (hit, miss, bypass, unavailable).
 pub const CACHE_REQUESTS: &str = "gad_cache_requests_total";
+/// Counter; outcome (forwarded, duplicate, unroutable): messages the AMQP
+/// bridge moved from RabbitMQ into `GAD_JOBS`; retried: publishes JetStream
+/// did not take (the message is published again).
+pub const AMQP_BRIDGE_MESSAGES: &str = "gad_amqp_bridge_messages_total";
 
 const COUNTERS: &[Family] = &[
     (
@@ -132,6 +136,10 @@ const COUNTERS: &[Family] = &[
         "WebSocket connections refused with 1013, by reason",
     ),
     (CACHE_REQUESTS, "Cache look-ups, by cache and result"),
+    (
+        AMQP_BRIDGE_MESSAGES,
+        "Messages the AMQP bridge moved into the job stream, and publishes it retried, by outcome",
+    ),
     (WS_FRAMES_SENT, "Frames written to WebSocket clients"),
     (WS_BROADCASTS, "Events this node fanned out to its connections"),
     (

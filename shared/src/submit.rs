@@ -10,11 +10,12 @@ use async_nats::HeaderMap;
 use async_nats::jetstream::context::{PublishError, PublishErrorKind};
 use async_nats::jetstream::message::PublishMessage;
 use async_nats::jetstream::{self, kv};
+use bytes::Bytes;
 use chrono::Utc;
 use uuid::Uuid;
 
 use crate::envelope::{self, CONTENT_TYPE_MSGPACK, ClientInfo, ENVELOPE_VERSION, JobEnvelope, headers};
-use crate::job::{JobRecord, JobStatus, kind_spec};
+use crate::job::{JobRecord, JobStatus, KindSpec, kind_spec};
 use crate::topology::Topology;
 use crate::trace_context::TraceParent;
 
@@ -53,8 +54,20 @@ pub struct JobQueue<'a> {
     pub publish_timeout: Duration,
 }
 
-/// Publishes `job` and records its `queued` status; returns the job's record.
-pub async fn submit(queue: &JobQueue<'_>, job: NewJob) -> Result<JobRecord, SubmitError> {
+/// A job ready to go: the message for `GAD_JOBS` and the `queued` status
+/// record written beside it. `gad import` publishes many at once from these.
+pub struct Prepared {
+    pub spec: &'static KindSpec,
+    pub subject: String,
+    /// Body and headers, the job id as `Nats-Msg-Id`.
+    pub message: PublishMessage,
+    pub record: JobRecord,
+    /// `record` as the status bucket stores it.
+    pub status: Bytes,
+}
+
+/// Builds the envelope, headers and status record of `job`.
+pub fn prepare(topology: &Topology, job: NewJob) -> Result<Prepared, SubmitError> {
     let spec = kind_spec(job.kind).ok_or_else(|| SubmitError::UnknownKind(job.kind.to_string()))?;
     let job_id = job.job_id;
     let now = Utc::now();
@@ -97,7 +110,25 @@ pub async fn submit(queue: &JobQueue<'_>, job: NewJob) -> Result<JobRecord, Subm
         .payload(body)
         .headers(hdrs)
         .message_id(job_id.to_string());
-    let subject = queue.topology.job_subject(spec);
+    Ok(Prepared {
+        spec,
+        subject: topology.job_subject(spec),
+        message,
+        record,
+        status: status_value,
+    })
+}
+
+/// Publishes `job` and records its `queued` status; returns the job's record.
+pub async fn submit(queue: &JobQueue<'_>, job: NewJob) -> Result<JobRecord, SubmitError> {
+    let Prepared {
+        spec,
+        subject,
+        message,
+        record,
+        status: status_value,
+    } = prepare(queue.topology, job)?;
+    let job_id = record.job_id;
 
     let publish = async {
         let ack = queue.js.send_publish(subject, message).await?;
@@ -127,7 +158,8 @@ pub async fn submit(queue: &JobQueue<'_>, job: NewJob) -> Result<JobRecord, Subm
     Ok(record)
 }
 
-fn classify(e: PublishError) -> SubmitError {
+/// What a failed publish means to the submitter: a full stream or NATS away.
+pub fn classify(e: PublishError) -> SubmitError {
     let text = e.to_string();
     match e.kind() {
         // discard-new streams refuse with "maximum messages/bytes exceeded".

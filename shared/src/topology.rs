@@ -86,6 +86,12 @@ impl Topology {
     pub fn job_subject(&self, kind: &KindSpec) -> String {
         self.subject(&format!("gad.jobs.{}", kind.subject_suffix()))
     }
+    /// Where bridged messages go that name no known kind or do not decode:
+    /// the `import` lane, whose workers record them (a failed job, or the
+    /// raw bytes on the dead-letter stream) rather than lose them.
+    pub fn unroutable_job_subject(&self) -> String {
+        self.subject("gad.jobs.import.unroutable")
+    }
     /// The filter of one worker group's consumer.
     pub fn group_filter(&self, group: &str) -> String {
         self.subject(&format!("gad.jobs.{group}.>"))

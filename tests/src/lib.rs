@@ -17,10 +17,14 @@
 //! - [`inspect`]: what the jobs stream and table hold, behind the API.
 //! - [`fake_telegram`]: the fake Bot API the bot and the notification
 //!   sender talk to, with scripted updates and injected failures.
+//! - [`amqp`]: a RabbitMQ exchange and queue of the test's own, for the
+//!   AMQP bridge.
+//! - [`gad_cli`]: the `gad` operator binary as a process (`gad import`).
 //! - [`binaries`], [`service_process`], [`tcp_proxy`], [`nats_server`]: for
 //!   chaos tests, the workers as an OS process (to kill or signal), a proxy
 //!   that takes PostgreSQL away, and a NATS server of the test's own.
 
+pub mod amqp;
 pub mod app;
 pub mod bench_format;
 pub mod binaries;
@@ -30,6 +34,7 @@ pub mod cleanup;
 pub mod client;
 pub mod database;
 pub mod fake_telegram;
+pub mod gad_cli;
 pub mod ingress;
 pub mod inspect;
 pub mod isolation;

@@ -16,6 +16,8 @@ pub struct ServiceUrls {
     pub postgres: String,
     pub nats: String,
     pub redis: String,
+    /// RabbitMQ, for the AMQP bridge's tests.
+    pub amqp: String,
 }
 
 // The URLs may carry passwords.
@@ -30,6 +32,9 @@ impl std::fmt::Debug for ServiceUrls {
 const POSTGRES: &str = "GAD_POSTGRES__URL";
 const NATS: &str = "GAD_NATS__URL";
 const REDIS: &str = "GAD_REDIS__URL";
+const AMQP: &str = "AMQP_URL";
+/// Debian's RabbitMQ as installed: guest may log in from loopback.
+const AMQP_DEFAULT: &str = "amqp://guest:guest@127.0.0.1:5672/%2f";
 
 impl ServiceUrls {
     /// Read once per process.
@@ -62,6 +67,8 @@ impl ServiceUrls {
             postgres: pick(POSTGRES)?,
             nats: pick(NATS)?,
             redis: pick(REDIS)?,
+            // Env files written before RabbitMQ joined the services lack it.
+            amqp: pick(AMQP).unwrap_or_else(|_| AMQP_DEFAULT.to_string()),
         })
     }
 

@@ -184,6 +184,15 @@ impl Application {
             health.nats.clone(),
             shutdown.clone(),
         ));
+        loops.spawn(crate::amqp_bridge::run(
+            settings.workers.amqp_bridge.clone(),
+            crate::amqp_bridge::Target {
+                js: ctx.js.clone(),
+                topology: ctx.topology.clone(),
+                publish_timeout: settings.nats.publish_timeout,
+            },
+            shutdown.clone(),
+        ));
         for (group, consumer) in consumers {
             let s = settings.workers.group(&group);
             tracing::info!(%group, concurrency = s.concurrency, "worker group started");

@@ -13,7 +13,9 @@
 //! - [`job_metrics`]: per-kind counters, durations, in-flight jobs, consumer lag.
 //! - [`jobs`]: the handlers, one file per kind.
 //! - [`seed`]: the deterministic demo and benchmark data generator.
+//! - [`import`]: `gad import`, bulk loads from CSV or NDJSON files as `import.*` jobs.
 
+pub mod amqp_bridge;
 pub mod application;
 pub mod backoff;
 pub mod circuit_breaker;
@@ -22,6 +24,7 @@ pub mod dead_letter;
 pub mod effects;
 pub mod events;
 pub mod health;
+pub mod import;
 pub mod job_metrics;
 pub mod job_store;
 pub mod jobs;

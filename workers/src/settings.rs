@@ -74,6 +74,42 @@ pub struct WorkersSection {
     pub emergency_max_position_age: Option<Duration>,
     /// The circuit breaker on PostgreSQL (`workers.breaker.*`).
     pub breaker: BreakerSettings,
+    /// Jobs published to RabbitMQ by legacy systems (`workers.amqp_bridge.*`).
+    pub amqp_bridge: AmqpBridgeSettings,
+}
+
+/// The AMQP ingest bridge: off unless `url` is set.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AmqpBridgeSettings {
+    /// `amqp://user:password@host:5672/vhost`; none = no bridge.
+    pub url: Option<String>,
+    /// Topic exchange legacy publishers send jobs to (routing key free).
+    pub exchange: String,
+    /// Durable quorum queue the bridge consumes, bound to the exchange with `#`.
+    pub queue: String,
+    /// Messages in flight (delivered, not yet acknowledged) per process.
+    pub prefetch: u16,
+    /// Connecting to RabbitMQ and opening the channel.
+    #[serde(with = "humantime_serde")]
+    pub connect_timeout: Duration,
+    /// A message JetStream did not take is published again after this long;
+    /// also the wait before reconnecting, so an outage is not a busy loop.
+    #[serde(with = "humantime_serde")]
+    pub retry_delay: Duration,
+}
+
+impl Default for AmqpBridgeSettings {
+    fn default() -> Self {
+        Self {
+            url: None,
+            exchange: "gad.jobs".into(),
+            queue: "gad.jobs.bridge".into(),
+            prefetch: 64,
+            connect_timeout: Duration::from_secs(5),
+            retry_delay: Duration::from_secs(1),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, Deserialize)]
@@ -124,6 +160,7 @@ impl Default for WorkersSection {
             emergency_max_radius_m: None,
             emergency_max_position_age: None,
             breaker: BreakerSettings::default(),
+            amqp_bridge: AmqpBridgeSettings::default(),
         }
     }
 }
@@ -164,6 +201,12 @@ impl WorkersSection {
             return Err(Rule {
                 key: "workers.breaker.failure_threshold",
                 reason: "must be at least 1".into(),
+            });
+        }
+        if self.amqp_bridge.prefetch == 0 {
+            return Err(Rule {
+                key: "workers.amqp_bridge.prefetch",
+                reason: "must be at least 1 (0 would mean unbounded in AMQP)".into(),
             });
         }
         for g in &self.groups {

@@ -6,6 +6,6 @@
 mod db_outage;
 mod dead_after_attempts;
 mod kill_nine;
-mod load;
+pub(crate) mod load;
 mod nats_restart;
 mod sigterm_drain;

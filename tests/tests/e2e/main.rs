@@ -4,6 +4,7 @@
 //! Run with `cargo nextest run -p gad-e2e` after `deploy/services.sh up`.
 
 mod alert_rules;
+mod amqp_bridge;
 mod auth;
 mod bad_input;
 mod chaos;
@@ -20,6 +21,7 @@ mod emergency_budget;
 mod error_shape;
 mod http_metrics;
 mod idempotency;
+mod import;
 mod job_metrics;
 mod jobs;
 mod map;

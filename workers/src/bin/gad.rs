@@ -1,4 +1,4 @@
-//! `gad`: operator commands (migrate, seed, token, dlq) against the
+//! `gad`: operator commands (migrate, seed, token, dlq, import) against the
 //! configured PostgreSQL and NATS, with the same settings as the workers.
 
 use anyhow::{Context, bail};
@@ -7,7 +7,10 @@ use gad_shared::auth::TokenIssuer;
 use gad_shared::dlq::{Actor, DlqEntry, DlqId, DlqOps, ListQuery};
 use gad_shared::{db, settings, topology};
 use gad_workers::WorkersSettings;
+use gad_workers::import::{self, Format, ImportKind, ImportOptions, Target};
 use gad_workers::seed::{self, Profile, SeedOptions};
+use std::path::PathBuf;
+use tokio_util::sync::CancellationToken;
 
 #[derive(Parser)]
 #[command(name = "gad", about = "GAD operator commands")]
@@ -42,6 +45,36 @@ enum Command {
         #[command(subcommand)]
         action: DlqAction,
     },
+    /// Publish the rows of a CSV or NDJSON file as import jobs (README "gad import").
+    Import(ImportArgs),
+}
+
+#[derive(clap::Args)]
+struct ImportArgs {
+    #[arg(long)]
+    kind: ImportKind,
+    /// Default: from the extension (.csv; .ndjson, .jsonl, .json).
+    #[arg(long)]
+    format: Option<Format>,
+    file: PathBuf,
+    /// Rejected rows, one JSON object per line. Default: FILE.rejects.ndjson.
+    #[arg(long)]
+    rejects: Option<PathBuf>,
+    /// Resume from (and keep) this checkpoint file.
+    #[arg(long)]
+    checkpoint: Option<PathBuf>,
+    /// Rows awaiting their acknowledgement at once.
+    #[arg(long, default_value_t = 512, value_parser = clap::value_parser!(u32).range(1..=65_536))]
+    in_flight: u32,
+    /// Rows between two checkpoint writes.
+    #[arg(long, default_value_t = 10_000, value_parser = clap::value_parser!(u64).range(1..))]
+    checkpoint_every: u64,
+    /// Print the summary as one JSON object.
+    #[arg(long)]
+    summary_json: bool,
+    /// Also write each job's `queued` status (as ingress does); halves the rate.
+    #[arg(long)]
+    queued_status: bool,
 }
 
 #[derive(Subcommand)]
@@ -74,9 +107,9 @@ enum DlqAction {
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     let settings: WorkersSettings = settings::load("workers").context("loading settings")?;
-    let pool = db::connect(&settings.postgres, std::time::Duration::from_secs(600)).await?;
     match cli.command {
         Command::Migrate => {
+            let pool = database(&settings).await?;
             db::migrate(&pool).await.context("applying migrations")?;
             println!("migrations applied");
         }
@@ -85,6 +118,7 @@ async fn main() -> anyhow::Result<()> {
             seed,
             password,
         } => {
+            let pool = database(&settings).await?;
             db::migrate(&pool).await.context("applying migrations")?;
             let report = seed::run(
                 &pool,
@@ -112,6 +146,7 @@ async fn main() -> anyhow::Result<()> {
         }
         Command::Token { email, user_id } => {
             settings::check_jwt_secret(&settings.auth)?;
+            let pool = database(&settings).await?;
             let row: Option<(i64, i16)> = match (email, user_id) {
                 (Some(e), _) => {
                     sqlx::query_as(
@@ -137,9 +172,15 @@ async fn main() -> anyhow::Result<()> {
                 .map_err(|e| anyhow::anyhow!(e))?;
             println!("{token}");
         }
-        Command::Dlq { action } => dlq(&settings, pool, action).await?,
+        Command::Dlq { action } => dlq(&settings, database(&settings).await?, action).await?,
+        // An import needs NATS only.
+        Command::Import(args) => import(&settings, args).await?,
     }
     Ok(())
+}
+
+async fn database(settings: &WorkersSettings) -> anyhow::Result<sqlx::PgPool> {
+    Ok(db::connect(&settings.postgres, std::time::Duration::from_secs(600)).await?)
 }
 
 async fn dlq(settings: &WorkersSettings, pool: sqlx::PgPool, action: DlqAction) -> anyhow::Result<()> {
@@ -176,6 +217,45 @@ async fn dlq(settings: &WorkersSettings, pool: sqlx::PgPool, action: DlqAction) 
         }
         DlqAction::Replay { id: raw, actor: by } => print(&ops.replay(id(&raw)?, &actor(by)).await?)?,
         DlqAction::Discard { id: raw, actor: by } => print(&ops.discard(id(&raw)?, &actor(by)).await?)?,
+    }
+    Ok(())
+}
+
+/// Exit status of an import stopped by SIGINT or SIGTERM (128 + SIGINT):
+/// the checkpoint was saved, and a re-run resumes.
+const INTERRUPTED: i32 = 130;
+
+async fn import(settings: &WorkersSettings, args: ImportArgs) -> anyhow::Result<()> {
+    let options = ImportOptions {
+        kind: args.kind,
+        file: args.file,
+        format: args.format,
+        rejects: args.rejects,
+        checkpoint: args.checkpoint,
+        in_flight: args.in_flight as usize,
+        checkpoint_every: args.checkpoint_every,
+        progress: true,
+        queued_status: args.queued_status,
+    };
+    let target = Target::connect(&settings.nats).await?;
+    let stop = CancellationToken::new();
+    let on_signal = stop.clone();
+    // A signal stops the reading; rows in flight are still acknowledged and
+    // the checkpoint saved before the run returns.
+    let signals = tokio::spawn(async move {
+        gad_shared::shutdown::signal().await;
+        on_signal.cancel();
+    });
+    let summary = import::run(&options, &target, &stop).await;
+    signals.abort();
+    let summary = summary?;
+    if args.summary_json {
+        println!("{}", serde_json::to_string(&summary)?);
+    } else {
+        println!("{summary}");
+    }
+    if summary.interrupted {
+        std::process::exit(INTERRUPTED);
     }
     Ok(())
 }

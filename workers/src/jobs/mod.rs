@@ -5,6 +5,7 @@ pub mod efectivos;
 pub mod emergency;
 pub mod error;
 pub mod geo;
+pub mod import;
 pub mod tasks;
 pub mod users;
 
@@ -37,10 +38,7 @@ pub async fn run(ctx: &HandlerContext, job: &JobEnvelope) -> Result<JobResult, H
         ("user", _) | ("telegram", _) => users::run(ctx, job).await,
         ("efectivo", _) => efectivos::run(ctx, job).await,
         ("emergency", _) => emergency::run(ctx, job).await,
-        ("import", "import.noop") => Ok(JobResult {
-            http_status: 200,
-            body: serde_json::json!({}),
-        }),
+        ("import", _) => import::run(ctx, job).await,
         _ => Err(HandlerError::UnsupportedKind(job.kind.clone())),
     }
 }

@@ -35,15 +35,27 @@ pub async fn lock_for(tx: &mut Tx<'_>, actor: &Actor, id: i64) -> Result<Locked,
 }
 
 pub async fn lock(tx: &mut Tx<'_>, id: i64) -> Result<Option<Locked>, sqlx::Error> {
-    sqlx::query_as(
-        "SELECT id, usuario_id, disponibilidad::text AS disponibilidad, ubicacion_actualizada_en,
-                (metadata->>'location_event_at')::timestamptz AS location_event_at
-         FROM efectivos WHERE id = $1 AND deleted_at IS NULL FOR UPDATE",
-    )
+    sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "{LOCKED} WHERE id = $1 AND deleted_at IS NULL FOR UPDATE"
+    )))
     .bind(id)
     .fetch_optional(&mut **tx)
     .await
 }
+
+/// [`lock`] by the unit's `codigo_interno` (what importers know it by).
+pub async fn lock_by_codigo(tx: &mut Tx<'_>, codigo_interno: &str) -> Result<Option<Locked>, sqlx::Error> {
+    sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "{LOCKED} WHERE codigo_interno = $1 AND deleted_at IS NULL FOR UPDATE"
+    )))
+    .bind(codigo_interno)
+    .fetch_optional(&mut **tx)
+    .await
+}
+
+const LOCKED: &str = "SELECT id, usuario_id, disponibilidad::text AS disponibilidad, ubicacion_actualizada_en,
+        (metadata->>'location_event_at')::timestamptz AS location_event_at
+ FROM efectivos";
 
 /// nivel 3 only.
 pub fn require_admin(actor: &Actor) -> Result<(), HandlerError> {

@@ -9,12 +9,12 @@ use serde_json::json;
 
 use super::{access, check_lat_lng, check_len, field_rejection, is_valid_codigo_interno, parse};
 use crate::effects::audit::{self, Entry, Severity};
-use crate::effects::job_guard;
+use crate::effects::{Tx, job_guard};
 use crate::jobs::{HandlerContext, HandlerError};
 
-#[derive(Debug, Deserialize)]
-pub struct Params {
-    pub usuario_id: i64,
+/// A unit's own fields, as `efectivo.create` and `import.efectivos` take them.
+#[derive(Debug, Clone, Deserialize)]
+pub struct UnitFields {
     pub codigo_interno: String,
     #[serde(default)]
     pub rango: Option<String>,
@@ -28,10 +28,39 @@ pub struct Params {
     pub lng: Option<f64>,
 }
 
+impl UnitFields {
+    /// Upper-cases codigo_interno and adds every §7 rule the fields break to `errors`.
+    pub fn check(&mut self, errors: &mut Vec<FieldError>) {
+        self.codigo_interno = self.codigo_interno.trim().to_uppercase();
+        if !is_valid_codigo_interno(&self.codigo_interno) {
+            errors.push(FieldError::new(
+                "codigo_interno",
+                "invalid_format",
+                "codigo_interno must match ^[A-Z0-9_-]{2,50}$",
+            ));
+        }
+        check_len(errors, "rango", self.rango.as_deref(), 50);
+        check_len(errors, "unidad", self.unidad.as_deref(), 100);
+        check_len(errors, "especialidad", self.especialidad.as_deref(), 100);
+        match (self.lat, self.lng) {
+            (Some(lat), Some(lng)) => check_lat_lng(errors, lat, lng),
+            (None, None) => {}
+            (None, Some(_)) => errors.push(FieldError::new("lat", "required", "lat and lng go together")),
+            (Some(_), None) => errors.push(FieldError::new("lng", "required", "lat and lng go together")),
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+pub struct Params {
+    pub usuario_id: i64,
+    #[serde(flatten)]
+    pub unit: UnitFields,
+}
+
 impl Params {
     pub fn parse(payload: &serde_json::Value) -> Result<Self, HandlerError> {
         let mut p: Params = parse(payload)?;
-        p.codigo_interno = p.codigo_interno.trim().to_uppercase();
         let mut errors = Vec::new();
         if p.usuario_id <= 0 {
             errors.push(FieldError::new(
@@ -40,28 +69,35 @@ impl Params {
                 "usuario_id must be positive",
             ));
         }
-        if !is_valid_codigo_interno(&p.codigo_interno) {
-            errors.push(FieldError::new(
-                "codigo_interno",
-                "invalid_format",
-                "codigo_interno must match ^[A-Z0-9_-]{2,50}$",
-            ));
-        }
-        check_len(&mut errors, "rango", p.rango.as_deref(), 50);
-        check_len(&mut errors, "unidad", p.unidad.as_deref(), 100);
-        check_len(&mut errors, "especialidad", p.especialidad.as_deref(), 100);
-        match (p.lat, p.lng) {
-            (Some(lat), Some(lng)) => check_lat_lng(&mut errors, lat, lng),
-            (None, None) => {}
-            (None, Some(_)) => errors.push(FieldError::new("lat", "required", "lat and lng go together")),
-            (Some(_), None) => errors.push(FieldError::new("lng", "required", "lat and lng go together")),
-        }
+        p.unit.check(&mut errors);
         if errors.is_empty() {
             Ok(p)
         } else {
             Err(HandlerError::Invalid(errors))
         }
     }
+}
+
+/// Inserts the unit; the unique indexes answer "the usuario already has one"
+/// and "codigo_interno exists" (409 `duplicate`). Its position, when given,
+/// is stamped now.
+pub(crate) async fn insert(tx: &mut Tx<'_>, usuario_id: i64, unit: &UnitFields) -> Result<i64, sqlx::Error> {
+    sqlx::query_scalar(
+        "INSERT INTO efectivos (usuario_id, codigo_interno, rango, unidad, especialidad, ubicacion, ubicacion_actualizada_en)
+         VALUES ($1, $2, $3, $4, $5,
+                 CASE WHEN $6::float8 IS NULL THEN NULL ELSE ST_SetSRID(ST_MakePoint($7, $6), 4326)::geography END,
+                 CASE WHEN $6::float8 IS NULL THEN NULL ELSE now() END)
+         RETURNING id",
+    )
+    .bind(usuario_id)
+    .bind(&unit.codigo_interno)
+    .bind(unit.rango.as_deref())
+    .bind(unit.unidad.as_deref())
+    .bind(unit.especialidad.as_deref())
+    .bind(unit.lat)
+    .bind(unit.lng)
+    .fetch_one(&mut **tx)
+    .await
 }
 
 pub async fn run(ctx: &HandlerContext, job: &JobEnvelope) -> Result<JobResult, HandlerError> {
@@ -80,23 +116,7 @@ pub async fn run(ctx: &HandlerContext, job: &JobEnvelope) -> Result<JobResult, H
     if !usuario_exists {
         return Err(field_rejection("usuario_id", "not_found", "usuario_id does not exist"));
     }
-    // Unique indexes answer "already has one" and "codigo exists" (409 duplicate).
-    let id: i64 = sqlx::query_scalar(
-        "INSERT INTO efectivos (usuario_id, codigo_interno, rango, unidad, especialidad, ubicacion, ubicacion_actualizada_en)
-         VALUES ($1, $2, $3, $4, $5,
-                 CASE WHEN $6::float8 IS NULL THEN NULL ELSE ST_SetSRID(ST_MakePoint($7, $6), 4326)::geography END,
-                 CASE WHEN $6::float8 IS NULL THEN NULL ELSE now() END)
-         RETURNING id",
-    )
-    .bind(p.usuario_id)
-    .bind(&p.codigo_interno)
-    .bind(p.rango.as_deref())
-    .bind(p.unidad.as_deref())
-    .bind(p.especialidad.as_deref())
-    .bind(p.lat)
-    .bind(p.lng)
-    .fetch_one(&mut *tx)
-    .await?;
+    let id = insert(&mut tx, p.usuario_id, &p.unit).await?;
     let row = efectivo::by_id(&mut *tx, id)
         .await?
         .ok_or_else(|| HandlerError::not_found("efectivo"))?;

@@ -12,7 +12,8 @@ use serde::Deserialize;
 use serde_json::json;
 use uuid::Uuid;
 
-use super::{access, check_lat_lng, parse};
+use super::access::{self, Locked};
+use super::{check_lat_lng, parse};
 use crate::effects::{Tx, job_guard, outbox};
 use crate::jobs::{HandlerContext, HandlerError};
 
@@ -35,32 +36,45 @@ pub struct Params {
 impl Params {
     pub fn parse(payload: &serde_json::Value) -> Result<Self, HandlerError> {
         let p: Params = parse(payload)?;
-        let mut errors = Vec::new();
-        check_lat_lng(&mut errors, p.lat, p.lng);
-        if p.accuracy_m
-            .is_some_and(|a| !(a.is_finite() && (0.0..=10_000.0).contains(&a)))
-        {
-            errors.push(FieldError::new(
-                "accuracy_m",
-                "out_of_range",
-                "accuracy_m must be between 0 and 10000",
-            ));
-        }
-        if p.recorded_at
-            .is_some_and(|t| t > Utc::now() + chrono::Duration::seconds(MAX_CLOCK_SKEW_S))
-        {
-            errors.push(FieldError::new(
-                "recorded_at",
-                "out_of_range",
-                "recorded_at is in the future",
-            ));
-        }
+        let errors = check_fix(p.lat, p.lng, p.accuracy_m, p.recorded_at);
         if errors.is_empty() {
             Ok(p)
         } else {
             Err(HandlerError::Invalid(errors))
         }
     }
+}
+
+/// The §5 rules of a position report, shared with `import.locations`:
+/// coordinates in range, an accuracy of 0–10000 m, and a device time not
+/// ahead of our clock by more than a minute.
+pub fn check_fix(lat: f64, lng: f64, accuracy_m: Option<f64>, recorded_at: Option<DateTime<Utc>>) -> Vec<FieldError> {
+    let mut errors = Vec::new();
+    check_lat_lng(&mut errors, lat, lng);
+    if accuracy_m.is_some_and(|a| !(a.is_finite() && (0.0..=10_000.0).contains(&a))) {
+        errors.push(FieldError::new(
+            "accuracy_m",
+            "out_of_range",
+            "accuracy_m must be between 0 and 10000",
+        ));
+    }
+    if recorded_at.is_some_and(|t| t > Utc::now() + chrono::Duration::seconds(MAX_CLOCK_SKEW_S)) {
+        errors.push(FieldError::new(
+            "recorded_at",
+            "out_of_range",
+            "recorded_at is in the future",
+        ));
+    }
+    errors
+}
+
+/// One position of one unit, ordered by `recorded_at`.
+#[derive(Debug, Clone, Copy)]
+pub struct Fix {
+    pub lat: f64,
+    pub lng: f64,
+    pub accuracy_m: Option<f64>,
+    pub recorded_at: DateTime<Utc>,
 }
 
 #[derive(sqlx::FromRow)]
@@ -80,7 +94,24 @@ pub async fn run(ctx: &HandlerContext, job: &JobEnvelope) -> Result<JobResult, H
     }
     let actor = access::actor(&mut tx, job).await?;
     let unit = access::lock_for(&mut tx, &actor, p.id).await?;
-    let stale = unit.ubicacion_actualizada_en.is_some_and(|stored| stored > recorded_at);
+    let fix = Fix {
+        lat: p.lat,
+        lng: p.lng,
+        accuracy_m: p.accuracy_m,
+        recorded_at,
+    };
+    let result = apply(&mut tx, &unit, fix, job.job_id).await?;
+    job_guard::complete(&mut tx, job.job_id, &result).await?;
+    tx.commit().await?;
+    Ok(result)
+}
+
+/// Moves the locked `unit` to `fix` unless its stored position is newer
+/// (shared with `import.locations`); answers with the position that stays.
+pub(crate) async fn apply(tx: &mut Tx<'_>, unit: &Locked, fix: Fix, job_id: Uuid) -> Result<JobResult, sqlx::Error> {
+    let stale = unit
+        .ubicacion_actualizada_en
+        .is_some_and(|stored| stored > fix.recorded_at);
     if !stale {
         let emit = unit.location_event_at.is_none_or(|at| {
             Utc::now()
@@ -95,38 +126,44 @@ pub async fn run(ctx: &HandlerContext, job: &JobEnvelope) -> Result<JobResult, H
                                     ELSE metadata || '{\"location_pending\": true}'::jsonb END
              WHERE id = $1",
         )
-        .bind(p.id)
-        .bind(p.lat)
-        .bind(p.lng)
-        .bind(recorded_at)
-        .bind(p.accuracy_m.map(|a| a as f32))
+        .bind(unit.id)
+        .bind(fix.lat)
+        .bind(fix.lng)
+        .bind(fix.recorded_at)
+        .bind(fix.accuracy_m.map(|a| a as f32))
         .bind(emit)
-        .execute(&mut *tx)
+        .execute(&mut **tx)
         .await?;
         if emit {
-            location_event(&mut tx, p.id, p.lat, p.lng, p.accuracy_m, recorded_at, Some(job.job_id)).await?;
+            location_event(
+                tx,
+                unit.id,
+                fix.lat,
+                fix.lng,
+                fix.accuracy_m,
+                fix.recorded_at,
+                Some(job_id),
+            )
+            .await?;
         }
     }
     let stored: Stored = sqlx::query_as(
         "SELECT ST_Y(ubicacion::geometry) AS lat, ST_X(ubicacion::geometry) AS lng, ubicacion_actualizada_en
          FROM efectivos WHERE id = $1",
     )
-    .bind(p.id)
-    .fetch_one(&mut *tx)
+    .bind(unit.id)
+    .fetch_one(&mut **tx)
     .await?;
     // An ignored (older) update answers with the position that stays.
-    let result = JobResult {
+    Ok(JobResult {
         http_status: 200,
         body: json!({
-            "efectivo_id": p.id,
+            "efectivo_id": unit.id,
             "lat": stored.lat,
             "lng": stored.lng,
             "ubicacion_actualizada_en": stored.ubicacion_actualizada_en.map(|t| gad_shared::time::format(&t)),
         }),
-    };
-    job_guard::complete(&mut tx, job.job_id, &result).await?;
-    tx.commit().await?;
-    Ok(result)
+    })
 }
 
 /// `efectivo_location_update {efectivo_id, lat, lng, accuracy_m?, recorded_at}`.

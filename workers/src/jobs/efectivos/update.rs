@@ -10,7 +10,7 @@ use serde_json::{Map, Value, json};
 
 use super::{access, check_len, is_valid_codigo_interno, parse};
 use crate::effects::audit::{self, Entry, Severity};
-use crate::effects::job_guard;
+use crate::effects::{Tx, job_guard};
 use crate::jobs::{HandlerContext, HandlerError};
 
 #[derive(Debug, Deserialize)]
@@ -93,20 +93,8 @@ impl Params {
     }
 }
 
-pub async fn run(ctx: &HandlerContext, job: &JobEnvelope) -> Result<JobResult, HandlerError> {
-    let p = Params::parse(&job.payload)?;
-    let mut tx = ctx.db.begin().await?;
-    if let Some(prior) = job_guard::lock(&mut tx, job.job_id).await? {
-        return Ok(prior);
-    }
-    let actor = access::actor(&mut tx, job).await?;
-    access::require_admin(&actor)?;
-    access::lock(&mut tx, p.id)
-        .await?
-        .ok_or_else(|| HandlerError::not_found("efectivo"))?;
-    let before = efectivo::by_id(&mut *tx, p.id)
-        .await?
-        .ok_or_else(|| HandlerError::not_found("efectivo"))?;
+/// Writes the present fields of `p` to the unit (shared with `import.efectivos`).
+pub(crate) async fn apply(tx: &mut Tx<'_>, p: &Params) -> Result<(), sqlx::Error> {
     sqlx::query(
         "UPDATE efectivos SET
              codigo_interno = CASE WHEN $2 THEN $3 ELSE codigo_interno END,
@@ -124,8 +112,26 @@ pub async fn run(ctx: &HandlerContext, job: &JobEnvelope) -> Result<JobResult, H
     .bind(p.unidad.clone().flatten())
     .bind(p.especialidad.is_some())
     .bind(p.especialidad.clone().flatten())
-    .execute(&mut *tx)
+    .execute(&mut **tx)
     .await?;
+    Ok(())
+}
+
+pub async fn run(ctx: &HandlerContext, job: &JobEnvelope) -> Result<JobResult, HandlerError> {
+    let p = Params::parse(&job.payload)?;
+    let mut tx = ctx.db.begin().await?;
+    if let Some(prior) = job_guard::lock(&mut tx, job.job_id).await? {
+        return Ok(prior);
+    }
+    let actor = access::actor(&mut tx, job).await?;
+    access::require_admin(&actor)?;
+    access::lock(&mut tx, p.id)
+        .await?
+        .ok_or_else(|| HandlerError::not_found("efectivo"))?;
+    let before = efectivo::by_id(&mut *tx, p.id)
+        .await?
+        .ok_or_else(|| HandlerError::not_found("efectivo"))?;
+    apply(&mut tx, &p).await?;
     let after = efectivo::by_id(&mut *tx, p.id)
         .await?
         .ok_or_else(|| HandlerError::not_found("efectivo"))?;

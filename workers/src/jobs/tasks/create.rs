@@ -3,6 +3,8 @@
 //! `task_assigned` per assignee with its notification, and an `urgent_task`
 //! alert for prioridad ≥ 4.
 
+use chrono::{DateTime, Utc};
+use gad_shared::domain::tarea::Tarea;
 use gad_shared::envelope::JobEnvelope;
 use gad_shared::job::JobResult;
 use serde::Deserialize;
@@ -11,7 +13,9 @@ use serde_json::json;
 use super::super::{HandlerContext, HandlerError};
 use super::access::{self, Begun};
 use super::assign::{self, Unit};
+use super::fields::TaskFields;
 use super::{events, fields, notify};
+use crate::effects::Tx;
 use crate::effects::audit::{self, Entry};
 use crate::effects::historial::{self, Change};
 
@@ -100,69 +104,23 @@ pub async fn run(ctx: &HandlerContext, job: &JobEnvelope) -> Result<JobResult, H
     let units = assign::lock_units(&mut tx, &ids).await?;
     assign::ensure_available(&units)?;
 
-    let (lat, lon) = match f.ubicacion.flatten() {
-        Some((lat, lon)) => (Some(lat), Some(lon)),
-        None => (None, None),
-    };
-    let id: i64 = sqlx::query_scalar(
-        "INSERT INTO tareas (codigo, titulo, descripcion, tipo, prioridad, origen, inicio_programado, fin_programado,
-                             delegado_usuario_id, creado_por_usuario_id, ubicacion, ubicacion_descripcion, creado_por_job_id)
-         VALUES ($1, $2, $3, $4::tipo_tarea, $5, $6, $7, $8, $9, $10,
-                 CASE WHEN $11::float8 IS NULL THEN NULL
-                      ELSE ST_SetSRID(ST_MakePoint($12::float8, $11::float8), 4326)::geography END,
-                 $13, $14)
-         RETURNING id",
-    )
-    .bind(codigo)
-    .bind(titulo)
-    .bind(f.descripcion.clone().flatten())
-    .bind(tipo)
-    .bind(f.prioridad.unwrap_or(2))
-    .bind(&origen)
-    .bind(inicio)
-    .bind(f.fin_programado.flatten())
-    .bind(delegado)
-    .bind(actor.usuario_id)
-    .bind(lat)
-    .bind(lon)
-    .bind(f.ubicacion_descripcion.clone().flatten())
-    .bind(job.job_id)
-    .fetch_one(&mut *tx)
-    .await?;
-    sqlx::query(
-        "INSERT INTO tarea_efectivos (tarea_id, efectivo_id, asignado_por_usuario_id) SELECT $1, unnest($2::bigint[]), $3",
-    )
-    .bind(id)
-    .bind(&ids)
-    .bind(actor.usuario_id)
-    .execute(&mut *tx)
-    .await?;
-    historial::record(
+    let t = insert(
         &mut tx,
-        Change {
-            tarea_id: id,
-            anterior: None,
-            nuevo: "programada",
-            usuario_id: Some(actor.usuario_id),
-            motivo: Some("creada"),
-            job_id: Some(job.job_id),
+        Creation {
+            codigo,
+            titulo,
+            tipo,
+            inicio,
+            delegado,
+            f: &f,
+            creador: actor.usuario_id,
+            origen: &origen,
+            efectivos: &ids,
+            actor: Some(actor.usuario_id),
         },
+        job,
     )
     .await?;
-    let t = access::read(&mut tx, id).await?;
-    audit::record(
-        &mut tx,
-        Entry {
-            actor_usuario_id: Some(actor.usuario_id),
-            after: Some(json!(t)),
-            job_id: Some(job.job_id),
-            request_id: job.request_id.as_deref(),
-            client: job.client.as_ref(),
-            ..Entry::new("task_created", "tarea", id)
-        },
-    )
-    .await?;
-    events::task_created(&mut tx, &t, job.job_id).await?;
     announce_assignments(&mut tx, &t, &units, job).await?;
     if t.prioridad >= 4 {
         let alert = notify::Alert {
@@ -191,6 +149,97 @@ pub async fn run(ctx: &HandlerContext, job: &JobEnvelope) -> Result<JobResult, H
         },
     )
     .await
+}
+
+/// A new tarea: the §6.3 create fields (checked by [`fields::parse`]) and who
+/// and what it comes from.
+pub(crate) struct Creation<'a> {
+    pub codigo: &'a str,
+    pub titulo: &'a str,
+    pub tipo: &'a str,
+    pub inicio: DateTime<Utc>,
+    pub delegado: i64,
+    /// The optional fields (descripcion, prioridad, fin, ubicacion).
+    pub f: &'a TaskFields,
+    pub creador: i64,
+    pub origen: &'a str,
+    /// Assigned at once, locked and checked available by the caller.
+    pub efectivos: &'a [i64],
+    /// The usuario recorded in historial, audit and `asignado_por`; `None` = the system.
+    pub actor: Option<i64>,
+}
+
+/// Inserts the tarea, its asignaciones, the creation historial row, the
+/// audit row and `task_created` (shared with `import.tareas`); returns the
+/// read model. The unique `creado_por_job_id` stops a second tarea per job.
+pub(crate) async fn insert(tx: &mut Tx<'_>, c: Creation<'_>, job: &JobEnvelope) -> Result<Tarea, HandlerError> {
+    let f = c.f;
+    let (lat, lon) = match f.ubicacion.flatten() {
+        Some((lat, lon)) => (Some(lat), Some(lon)),
+        None => (None, None),
+    };
+    let id: i64 = sqlx::query_scalar(
+        "INSERT INTO tareas (codigo, titulo, descripcion, tipo, prioridad, origen, inicio_programado, fin_programado,
+                             delegado_usuario_id, creado_por_usuario_id, ubicacion, ubicacion_descripcion, creado_por_job_id)
+         VALUES ($1, $2, $3, $4::tipo_tarea, $5, $6, $7, $8, $9, $10,
+                 CASE WHEN $11::float8 IS NULL THEN NULL
+                      ELSE ST_SetSRID(ST_MakePoint($12::float8, $11::float8), 4326)::geography END,
+                 $13, $14)
+         RETURNING id",
+    )
+    .bind(c.codigo)
+    .bind(c.titulo)
+    .bind(f.descripcion.clone().flatten())
+    .bind(c.tipo)
+    .bind(f.prioridad.unwrap_or(2))
+    .bind(c.origen)
+    .bind(c.inicio)
+    .bind(f.fin_programado.flatten())
+    .bind(c.delegado)
+    .bind(c.creador)
+    .bind(lat)
+    .bind(lon)
+    .bind(f.ubicacion_descripcion.clone().flatten())
+    .bind(job.job_id)
+    .fetch_one(&mut **tx)
+    .await?;
+    if !c.efectivos.is_empty() {
+        sqlx::query(
+            "INSERT INTO tarea_efectivos (tarea_id, efectivo_id, asignado_por_usuario_id) SELECT $1, unnest($2::bigint[]), $3",
+        )
+        .bind(id)
+        .bind(c.efectivos)
+        .bind(c.actor)
+        .execute(&mut **tx)
+        .await?;
+    }
+    historial::record(
+        tx,
+        Change {
+            tarea_id: id,
+            anterior: None,
+            nuevo: "programada",
+            usuario_id: c.actor,
+            motivo: Some("creada"),
+            job_id: Some(job.job_id),
+        },
+    )
+    .await?;
+    let t = access::read(tx, id).await?;
+    audit::record(
+        tx,
+        Entry {
+            actor_usuario_id: c.actor,
+            after: Some(json!(t)),
+            job_id: Some(job.job_id),
+            request_id: job.request_id.as_deref(),
+            client: job.client.as_ref(),
+            ..Entry::new("task_created", "tarea", id)
+        },
+    )
+    .await?;
+    events::task_created(tx, &t, job.job_id).await?;
+    Ok(t)
 }
 
 /// `task_assigned` (event and notification) for each new assignee.

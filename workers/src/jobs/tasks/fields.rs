@@ -122,26 +122,45 @@ impl Reader<'_> {
     fn timestamp(&mut self, field: &str, required: bool, nullable: bool) -> Option<Option<DateTime<Utc>>> {
         let raw = self.text(field, required, nullable, 1, 64)?;
         let Some(raw) = raw else { return Some(None) };
-        match DateTime::parse_from_rfc3339(&raw) {
-            Ok(t) => Some(Some(t.to_utc())),
-            Err(_) if chrono::NaiveDateTime::parse_from_str(&raw, "%Y-%m-%dT%H:%M:%S%.f").is_ok() => {
-                self.fail(field, "naive_timestamp", format!("{field} needs a UTC offset (e.g. Z)"));
-                None
-            }
-            Err(_) => {
-                self.fail(
-                    field,
-                    "invalid_timestamp",
-                    format!("{field} must be an RFC 3339 timestamp"),
-                );
+        match timestamp(field, &raw) {
+            Ok(t) => Some(Some(t)),
+            Err(e) => {
+                self.errors.push(e);
                 None
             }
         }
     }
 }
 
+/// An RFC 3339 timestamp with an offset (§7); one without gets `naive_timestamp`.
+pub fn timestamp(field: &str, raw: &str) -> Result<DateTime<Utc>, FieldError> {
+    match DateTime::parse_from_rfc3339(raw) {
+        Ok(t) => Ok(t.to_utc()),
+        Err(_) if chrono::NaiveDateTime::parse_from_str(raw, "%Y-%m-%dT%H:%M:%S%.f").is_ok() => Err(FieldError::new(
+            field,
+            "naive_timestamp",
+            format!("{field} needs a UTC offset (e.g. Z)"),
+        )),
+        Err(_) => Err(FieldError::new(
+            field,
+            "invalid_timestamp",
+            format!("{field} must be an RFC 3339 timestamp"),
+        )),
+    }
+}
+
 /// Reads the tarea fields of `map`; `create` makes the §6.3 create fields required.
 pub fn parse(map: &Map<String, Value>, create: bool) -> Result<TaskFields, HandlerError> {
+    parse_fields(map, create, create)
+}
+
+/// [`parse`] for a creation whose delegado is named otherwise (`import.tareas`
+/// names usuarios by email): the create fields but `delegado_usuario_id` required.
+pub fn parse_import(map: &Map<String, Value>) -> Result<TaskFields, HandlerError> {
+    parse_fields(map, true, false)
+}
+
+fn parse_fields(map: &Map<String, Value>, create: bool, needs_delegado: bool) -> Result<TaskFields, HandlerError> {
     let mut r = Reader {
         map,
         errors: Vec::new(),
@@ -173,7 +192,7 @@ pub fn parse(map: &Map<String, Value>, create: bool) -> Result<TaskFields, Handl
         }
     });
     let inicio_programado = r.timestamp("inicio_programado", create, false).flatten();
-    let delegado_usuario_id = r.integer("delegado_usuario_id", create, 1, i64::MAX);
+    let delegado_usuario_id = r.integer("delegado_usuario_id", needs_delegado, 1, i64::MAX);
     let prioridad = r.integer("prioridad", false, 1, 5).and_then(|p| i16::try_from(p).ok());
     let descripcion = r
         .text("descripcion", false, true, 0, 1000)
