@@ -61,6 +61,14 @@
 #                              shared one that concurrent test runs also load
 #   BENCH_NATS_STORE=dir       its JetStream store (default .local/bench/nats-store; deleted at
 #                              the end); /dev/shm/... takes the disk out of the picture
+#   BENCH_NATS_SYNC=always     with BENCH_OWN_NATS=1: the node fsyncs before each acknowledgement
+#                              (JetStream's sync_interval; default: the OS flushes every 2 min)
+#   BENCH_NATS_CLUSTER=1       instead, a private three-node JetStream cluster as deploy/k8s/nats.yaml
+#                              runs it: sync_interval always, every stream and bucket with 3 replicas
+#                              (GAD_NATS__REPLICAS=3), clients on 127.0.0.1:14223-14225 (the services
+#                              get all three), routes 16223-16225, monitoring 18223-18225, stores under
+#                              .local/bench/nats-cluster (removed at the end). deploy/bench_cluster.sh
+#                              runs both and prints them side by side
 #   BENCH_PG_SYNC_COMMIT=off   experiment: ALTER DATABASE gad_bench SET synchronous_commit
 #                              (default: leave the server's setting; reset when empty)
 # Result: printed, and kept in .local/bench/result-<time>.txt.
@@ -98,6 +106,9 @@ BENCH_KEEP_RUNNING="${BENCH_KEEP_RUNNING:-0}"
 BENCH_NICE="${BENCH_NICE:-0}"
 BENCH_OWN_NATS="${BENCH_OWN_NATS:-0}"
 BENCH_NATS_STORE="${BENCH_NATS_STORE:-$BENCH_DIR/nats-store}"
+BENCH_NATS_SYNC="${BENCH_NATS_SYNC:-}"
+BENCH_NATS_CLUSTER="${BENCH_NATS_CLUSTER:-0}"
+NATS_CLUSTER_DIR="$BENCH_DIR/nats-cluster"
 BENCH_PG_SYNC_COMMIT="${BENCH_PG_SYNC_COMMIT:-}"
 BENCH_QUIET_WAIT_S="${BENCH_QUIET_WAIT_S:-300}"
 BENCH_QUIET_MAX_PCT="${BENCH_QUIET_MAX_PCT:-15}"
@@ -109,6 +120,10 @@ BROADCASTER_ADDR=127.0.0.1:18090
 WORKERS_HEALTH_ADDR=127.0.0.1:18070
 
 cd "$REPO"
+if [ "$BENCH_NATS_CLUSTER" = 1 ] && [ "$BENCH_OWN_NATS" = 1 ]; then
+    printf 'BENCH_NATS_CLUSTER=1 and BENCH_OWN_NATS=1: choose one\n' >&2; exit 2
+fi
+case "$BENCH_NATS_SYNC" in "" | always) ;; *) printf 'BENCH_NATS_SYNC=%s: always or empty\n' "$BENCH_NATS_SYNC" >&2; exit 2 ;; esac
 case "$BENCH_NATS_STORE" in "" | / | "$HOME" | "$REPO") printf 'BENCH_NATS_STORE=%s is not a scratch directory\n' "$BENCH_NATS_STORE" >&2; exit 2 ;; esac
 
 banner() { printf '\n==> %s\n' "$*" >&2; }
@@ -180,8 +195,14 @@ start_own_nats() { # a private NATS (same binary as deploy/services.sh's) with i
     [ -x "$nats_bin" ] || die "BENCH_OWN_NATS=1 needs $nats_bin (deploy/services.sh installs it)"
     if port_open "$OWN_NATS_PORT"; then die "127.0.0.1:$OWN_NATS_PORT is in use"; fi
     rm -rf "$BENCH_NATS_STORE"
-    (close_fds && exec nice -n "$BENCH_NICE" setsid "$nats_bin" -a 127.0.0.1 -p "$OWN_NATS_PORT" -js \
-        -sd "$BENCH_NATS_STORE" -l "$BENCH_DIR/nats-server.log" </dev/null >/dev/null 2>&1) &
+    # sync_interval has no command-line flag: a configuration file holds it.
+    local conf=()
+    if [ -n "$BENCH_NATS_SYNC" ]; then
+        printf 'jetstream { sync_interval: %s }\n' "$BENCH_NATS_SYNC" >"$BENCH_DIR/nats-server.conf"
+        conf=(-c "$BENCH_DIR/nats-server.conf")
+    fi
+    (close_fds && exec nice -n "$BENCH_NICE" setsid "$nats_bin" ${conf[@]+"${conf[@]}"} -a 127.0.0.1 -p "$OWN_NATS_PORT" \
+        -js -sd "$BENCH_NATS_STORE" -l "$BENCH_DIR/nats-server.log" </dev/null >/dev/null 2>&1) &
     printf '%s\n' "$!" >"$BENCH_DIR/nats-server.pid"
     disown 2>/dev/null || true
     deadline=$((SECONDS + 10))
@@ -208,6 +229,64 @@ stop_own_nats() {
     rm -rf "$BENCH_NATS_STORE"
 }
 
+# The production cluster's configuration (deploy/k8s/nats.yaml) on loopback:
+# node i listens for clients on OWN_NATS_PORT+i, for routes on 16223+i.
+start_nats_cluster() {
+    local nats_bin="$LOCAL/venv/bin/nats-server" i j port routes="" deadline
+    [ -x "$nats_bin" ] || die "BENCH_NATS_CLUSTER=1 needs $nats_bin (deploy/services.sh installs it)"
+    for i in 0 1 2; do
+        for port in $((OWN_NATS_PORT + i)) $((16223 + i)) $((18223 + i)); do
+            if port_open "$port"; then die "127.0.0.1:$port is in use"; fi
+        done
+    done
+    rm -rf "$NATS_CLUSTER_DIR"
+    mkdir -p "$NATS_CLUSTER_DIR"
+    for j in 0 1 2; do routes="$routes${routes:+, }\"nats://127.0.0.1:$((16223 + j))\""; done
+    for i in 0 1 2; do
+        # The file name is in the command line, which live_pid matches.
+        {
+            printf 'server_name: n%s\n' "$i"
+            printf 'listen: 127.0.0.1:%s\n' "$((OWN_NATS_PORT + i))"
+            printf 'http: 127.0.0.1:%s\n' "$((18223 + i))"
+            printf 'jetstream { store_dir: "%s", sync_interval: always }\n' "$NATS_CLUSTER_DIR/n$i"
+            printf 'cluster { name: gad-bench, listen: 127.0.0.1:%s, routes: [ %s ] }\n' "$((16223 + i))" "$routes"
+        } >"$NATS_CLUSTER_DIR/nats-server-$i.conf"
+        "$nats_bin" -c "$NATS_CLUSTER_DIR/nats-server-$i.conf" -t >&2 || die "nats-server -t refused the configuration of n$i"
+        (close_fds && exec nice -n "$BENCH_NICE" setsid "$nats_bin" -c "$NATS_CLUSTER_DIR/nats-server-$i.conf" \
+            -l "$BENCH_DIR/nats-server-$i.log" </dev/null >>"$BENCH_DIR/nats-server-$i.log" 2>&1) &
+        printf '%s\n' "$!" >"$BENCH_DIR/nats-server-$i.pid"
+        disown 2>/dev/null || true
+    done
+    # /healthz answers 200 once JetStream has its meta leader and is current.
+    deadline=$((SECONDS + 30))
+    for i in 0 1 2; do
+        until curl -fsS --max-time 2 "http://127.0.0.1:$((18223 + i))/healthz" >/dev/null 2>&1; do
+            [ "$SECONDS" -lt "$deadline" ] || die "NATS node n$i not healthy within 30 s (log $BENCH_DIR/nats-server-$i.log)"
+            sleep 0.3
+        done
+    done
+    export GAD_NATS__URL="nats://127.0.0.1:$OWN_NATS_PORT,nats://127.0.0.1:$((OWN_NATS_PORT + 1)),nats://127.0.0.1:$((OWN_NATS_PORT + 2))"
+    export GAD_NATS__REPLICAS=3
+    log "started a three-node NATS cluster $("$nats_bin" --version) (sync_interval always, R3) on $GAD_NATS__URL"
+}
+
+stop_nats_cluster() {
+    local i pid deadline
+    for i in 0 1 2; do
+        if pid="$(live_pid "nats-server-$i")"; then
+            log "stopping NATS cluster node n$i (pid $pid)"
+            kill -TERM "$pid" 2>/dev/null || true
+            deadline=$((SECONDS + 20))
+            while kill -0 "$pid" 2>/dev/null; do
+                if [ "$SECONDS" -ge "$deadline" ]; then kill -KILL "$pid" 2>/dev/null || true; break; fi
+                sleep 0.2
+            done
+        fi
+        rm -f "$BENCH_DIR/nats-server-$i.pid"
+    done
+    rm -rf "$NATS_CLUSTER_DIR"
+}
+
 CLEANUP_ARMED=0
 # shellcheck disable=SC2317  # invoked by the EXIT trap
 on_exit() {
@@ -216,7 +295,13 @@ on_exit() {
     CLEANUP_ARMED=0
     banner "cleanup: stopping the bench services, deleting ${GAD_NATS__STREAM_PREFIX:-BENCH_}* streams"
     stop_services
-    if [ "$BENCH_OWN_NATS" = 1 ]; then stop_own_nats; else delete_streams; fi
+    if [ "$BENCH_OWN_NATS" = 1 ]; then
+        stop_own_nats
+    elif [ "$BENCH_NATS_CLUSTER" = 1 ]; then
+        stop_nats_cluster
+    else
+        delete_streams
+    fi
     exit "$rc"
 }
 trap on_exit EXIT
@@ -369,11 +454,13 @@ fi
 # leftovers of an interrupted run: our own processes, then our streams
 stop_services
 stop_own_nats
+stop_nats_cluster
 for port in 18070 18080 18090 19180 19181 19182; do
     if port_open "$port"; then die "127.0.0.1:$port is in use by another process"; fi
 done
 CLEANUP_ARMED=1
 if [ "$BENCH_OWN_NATS" = 1 ]; then start_own_nats; fi
+if [ "$BENCH_NATS_CLUSTER" = 1 ]; then start_nats_cluster; fi
 delete_streams
 
 # ---------------------------------------------------------------- database
@@ -435,6 +522,9 @@ for name in "${NAMES[@]}"; do
     cpu_args+=(--cpu-pid "${name#gad-}=$(live_pid "$name")")
 done
 if pid="$(live_pid nats-server)"; then cpu_args+=(--cpu-pid "nats (own)=$pid"); fi
+for i in 0 1 2; do
+    if pid="$(live_pid "nats-server-$i")"; then cpu_args+=(--cpu-pid "nats n$i=$pid"); fi
+done
 
 banner "$BENCH_TOOL"
 result="$BENCH_DIR/result-$(date +%Y%m%d-%H%M%S).txt"
@@ -445,7 +535,10 @@ result="$BENCH_DIR/result-$(date +%Y%m%d-%H%M%S).txt"
         "$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//')"
     if [ -n "${seed_secs:-}" ]; then printf 'seed (bench profile, incl. migrations): %s s\n' "$seed_secs"; fi
     printf 'machine busy before the services started: %s%% of all cores; nice %s\n' "$QUIET_BUSY" "$BENCH_NICE"
-    if [ "$BENCH_OWN_NATS" = 1 ]; then printf 'own NATS, store %s\n' "$BENCH_NATS_STORE"; fi
+    if [ "$BENCH_OWN_NATS" = 1 ]; then
+        printf 'own NATS (one node%s), store %s\n' "${BENCH_NATS_SYNC:+, sync_interval $BENCH_NATS_SYNC}" "$BENCH_NATS_STORE"
+    fi
+    if [ "$BENCH_NATS_CLUSTER" = 1 ]; then printf 'NATS: three-node cluster, sync_interval always, 3 replicas per stream\n'; fi
     if [ -n "$BENCH_PG_SYNC_COMMIT" ]; then printf 'experiment: synchronous_commit = %s\n' "$BENCH_PG_SYNC_COMMIT"; fi
 } | tee "$result"
 bench_rc=0

@@ -168,6 +168,9 @@ cmd_start() {
         GAD_AUTH__JWT_SECRET="$(cat "$SECRET_FILE")"
     fi
     export GAD_AUTH__JWT_SECRET
+    # Legacy publishers may send jobs to RabbitMQ's `gad.jobs` exchange.
+    export GAD_WORKERS__AMQP_BRIDGE__URL="${GAD_WORKERS__AMQP_BRIDGE__URL:-${AMQP_URL:-}}"
+    [ -n "$GAD_WORKERS__AMQP_BRIDGE__URL" ] || unset GAD_WORKERS__AMQP_BRIDGE__URL
 
     banner "cargo build --release --bins"
     cargo build --release --bins

@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Local services for GAD on loopback: PostgreSQL + PostGIS, Redis, NATS (JetStream, >= 2.11);
 # also schemathesis (PyPI, into .local/venv), the fuzzer the test suite runs against ingress,
+# nats-py (PyPI, same venv), the non-Rust client of the wire-format test,
+# kubernetes-validate (PyPI, same venv), the offline check of deploy/k8s/,
 # and promtool (Debian package prometheus, no server left running), which checks the alert rules.
 #
 #   deploy/services.sh [up]   reuse running servers where usable, install/start the rest,
@@ -37,6 +39,8 @@ NATS_BIN="$VENV/bin/nats-server"
 SCHEMATHESIS_MIN=4.0.0
 SCHEMATHESIS_PIP_SPEC="${GAD_SCHEMATHESIS_PIP_SPEC:-schemathesis~=4.32}"
 SCHEMATHESIS_BIN="$VENV/bin/schemathesis"
+NATS_PY_VERSION="${GAD_NATS_PY_VERSION:-2.16.0}"
+KUBERNETES_VALIDATE_VERSION="${GAD_KUBERNETES_VALIDATE_VERSION:-1.37.0}"
 NATS_STORE="$LOCAL/nats"
 NATS_PID="$LOCAL/nats.pid"
 NATS_LOG="$LOCAL/nats.log"
@@ -457,6 +461,35 @@ ensure_schemathesis() {
     "$SCHEMATHESIS_BIN" --version >/dev/null 2>&1 || die "schemathesis: $SCHEMATHESIS_BIN missing after pip install"
 }
 
+# The Python NATS client that publishes jobs by the README's wire format alone
+# (tests/python/publish_jobs.py, run by tests/tests/e2e/import/python.rs).
+ensure_nats_py() {
+    local have
+    have="$("$VENV/bin/python" -c 'import importlib.metadata as m; print(m.version("nats-py"))' 2>/dev/null || true)"
+    if [ "$have" = "$NATS_PY_VERSION" ]; then return 0; fi
+    ensure_venv
+    log "nats-py: pip install nats-py==$NATS_PY_VERSION"
+    "$VENV/bin/python" -m pip install --no-input -q --disable-pip-version-check "nats-py==$NATS_PY_VERSION" </dev/null >&2 \
+        || die "nats-py: pip install nats-py==$NATS_PY_VERSION failed"
+    "$VENV/bin/python" -c 'import nats' 2>/dev/null || die "nats-py: not importable after pip install"
+}
+
+# Kubernetes' own OpenAPI schemas for the core kinds of deploy/k8s/, checked
+# offline by tests/tests/e2e/k8s_manifests.rs (tests/python/validate_manifests.py;
+# its jsonschema dependency also checks the KEDA ScaledObjects).
+ensure_kubernetes_validate() {
+    local have
+    have="$("$VENV/bin/python" -c 'import importlib.metadata as m; print(m.version("kubernetes-validate"))' 2>/dev/null || true)"
+    if [ "$have" = "$KUBERNETES_VALIDATE_VERSION" ]; then return 0; fi
+    ensure_venv
+    log "kubernetes-validate: pip install kubernetes-validate==$KUBERNETES_VALIDATE_VERSION"
+    "$VENV/bin/python" -m pip install --no-input -q --disable-pip-version-check \
+        "kubernetes-validate==$KUBERNETES_VALIDATE_VERSION" </dev/null >&2 \
+        || die "kubernetes-validate: pip install kubernetes-validate==$KUBERNETES_VALIDATE_VERSION failed"
+    "$VENV/bin/python" -c 'import kubernetes_validate, jsonschema' 2>/dev/null \
+        || die "kubernetes-validate: not importable after pip install"
+}
+
 # The dependency-TLS tests (tests/tests/e2e/tls.rs) make certificates with
 # openssl and start a TLS-only redis-server of their own.
 ensure_tls_test_tools() {
@@ -579,6 +612,44 @@ nats_down() {
     fi
 }
 
+# ---------------------------------------------------------------- RabbitMQ
+
+AMQP_PORT=5672
+
+amqp_answers() { # true if an AMQP 0-9-1 server greets on 127.0.0.1:$AMQP_PORT
+    # A server answers a wrong protocol header with its own ("AMQP\0\0\x09\x01").
+    timeout 3 bash -c "exec 3<>/dev/tcp/127.0.0.1/$AMQP_PORT && printf 'HTTP/1.0\r\n\r\n' >&3 && head -c 4 <&3" 2>/dev/null \
+        | grep -q AMQP
+}
+
+# The AMQP bridge and its tests need RabbitMQ (Debian's 3.10). Unlike the
+# others it runs as the system service: its Erlang node, cookie and users
+# belong to the package's rabbitmq account, which a project folder cannot
+# stand in for.
+ensure_rabbitmq() {
+    if amqp_answers; then
+        log "RabbitMQ: using the server on 127.0.0.1:$AMQP_PORT"
+        return 0
+    fi
+    if ! command -v rabbitmq-server >/dev/null 2>&1; then
+        apt_install rabbitmq-server
+    fi
+    if ! amqp_answers; then
+        log "RabbitMQ: starting the rabbitmq-server service"
+        if command -v service >/dev/null 2>&1; then
+            service rabbitmq-server start >&2 || true
+        elif [ -x /etc/init.d/rabbitmq-server ]; then
+            /etc/init.d/rabbitmq-server start >&2 || true
+        fi
+    fi
+    local deadline=$((SECONDS + 90))
+    until amqp_answers; do
+        [ "$SECONDS" -lt "$deadline" ] || die "RabbitMQ: nothing answers AMQP on 127.0.0.1:$AMQP_PORT after 90 s (see /var/log/rabbitmq)"
+        sleep 1
+    done
+    log "RabbitMQ: running on 127.0.0.1:$AMQP_PORT"
+}
+
 # ---------------------------------------------------------------- commands
 
 write_env() {
@@ -588,6 +659,9 @@ write_env() {
         printf 'export GAD_POSTGRES__URL=postgres://postgres@127.0.0.1:%s/%s\n' "$PG_PORT" "$PG_DB"
         printf 'export GAD_REDIS__URL=redis://127.0.0.1:%s\n' "$REDIS_PORT"
         printf 'export GAD_NATS__URL=nats://127.0.0.1:%s\n' "$NATS_URL_PORT"
+        # Not GAD_-prefixed: that prefix is the services' own settings. guest may
+        # log in only from loopback, which is where everything runs here.
+        printf 'export AMQP_URL=amqp://guest:guest@127.0.0.1:%s/%%2f\n' "$AMQP_PORT"
     } >"$tmp"
     chmod 644 "$tmp"
     mv -f "$tmp" "$ENV_FILE"
@@ -604,10 +678,13 @@ cmd_up() {
     ensure_postgres
     ensure_redis
     ensure_nats
+    ensure_rabbitmq
     # Tests start NATS servers of their own (tests/src/nats_server.rs) from
     # this binary, even when a running server is reused.
     ensure_nats_bin
     ensure_schemathesis
+    ensure_nats_py
+    ensure_kubernetes_validate
     ensure_tls_test_tools
     ensure_promtool
     write_env

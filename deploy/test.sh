@@ -15,6 +15,10 @@ banner "services (deploy/services.sh up)"
 # shellcheck source=/dev/null
 source "$REPO/.local/services.env"
 
+# A CI run once died linking with "No space left on device": say what there was.
+banner "free disk"
+df -h "$REPO" | tail -n 1
+
 banner "cargo fmt --all -- --check"
 cargo fmt --all -- --check
 

@@ -37,7 +37,8 @@ impl Environment {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct NatsSettings {
-    /// Server URL; a server >= 2.11 with JetStream is required.
+    /// Server URL, or a comma-separated list of a cluster's nodes (each is
+    /// tried, and reconnected to, in turn); servers >= 2.11 with JetStream.
     pub url: String,
     /// Prepended to every stream and bucket name (`T1_GAD_JOBS`) so tests and
     /// tenants can share one server.

@@ -120,7 +120,12 @@ pub fn nats_options(
             readable("nats.tls_ca_file", path)?;
             Ok(options.add_root_certificates(path.clone()).require_tls(true))
         }
-        None if settings.url.starts_with("tls://") => Ok(options.require_tls(true)),
+        None if crate::topology::server_urls(&settings.url)
+            .iter()
+            .any(|u| u.starts_with("tls://")) =>
+        {
+            Ok(options.require_tls(true))
+        }
         None => Ok(options),
     }
 }

@@ -15,6 +15,30 @@ const DAY: Duration = Duration::from_secs(24 * 3600);
 /// How long events about one job stay in `GAD_EVENTS` (per-message TTL).
 pub const JOB_EVENT_TTL: Duration = Duration::from_secs(15 * 60);
 
+/// Tries at creating or updating one stream or bucket. Processes that start
+/// together against a replicated cluster race to create the same streams; a
+/// request that meets another's creation in flight can go unanswered until
+/// it times out, and the next try finds the stream made.
+const ENSURE_TRIES: u32 = 5;
+
+/// Runs `op` again after a timeout, up to [`ENSURE_TRIES`] times, with a
+/// growing pause (100 ms, 200 ms, …); other errors end it at once.
+async fn retry_timeouts<T, E, Fut>(mut op: impl FnMut() -> Fut, timed_out: impl Fn(&E) -> bool) -> Result<T, E>
+where
+    Fut: std::future::Future<Output = Result<T, E>>,
+{
+    let mut tries = 1;
+    loop {
+        match op().await {
+            Err(e) if timed_out(&e) && tries < ENSURE_TRIES => {
+                tokio::time::sleep(Duration::from_millis(100 << (tries - 1))).await;
+                tries += 1;
+            }
+            result => return result,
+        }
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct Topology {
     stream_prefix: String,
@@ -192,9 +216,14 @@ impl Topology {
         ];
         for config in streams {
             let name = config.name.clone();
-            js.create_or_update_stream(config)
-                .await
-                .map_err(|source| TopologyError::Stream { name, source })?;
+            retry_timeouts(
+                || js.create_or_update_stream(config.clone()),
+                |e: &jetstream::context::CreateStreamError| {
+                    matches!(e.kind(), jetstream::context::CreateStreamErrorKind::TimedOut)
+                },
+            )
+            .await
+            .map_err(|source| TopologyError::Stream { name, source })?;
         }
         let buckets = [
             (self.job_status_bucket(), DAY),
@@ -203,14 +232,20 @@ impl Topology {
             (self.revocation_bucket(), token_ttl + Duration::from_secs(60)),
         ];
         for (bucket, max_age) in buckets {
-            js.create_or_update_key_value(kv::Config {
+            let config = kv::Config {
                 bucket: bucket.clone(),
                 history: 1,
                 max_age,
                 num_replicas: s.replicas,
                 max_bytes: s.events_max_bytes,
                 ..Default::default()
-            })
+            };
+            retry_timeouts(
+                || js.create_or_update_key_value(config.clone()),
+                |e: &jetstream::context::CreateKeyValueError| {
+                    matches!(e.kind(), jetstream::context::CreateKeyValueErrorKind::TimedOut)
+                },
+            )
             .await
             .map_err(|source| TopologyError::Bucket { name: bucket, source })?;
         }
@@ -238,18 +273,32 @@ impl Topology {
     }
 }
 
+/// The servers of `nats.url`: one URL, or a comma-separated list (every node
+/// of a cluster), so a process can connect while any one of them is down and
+/// reconnect to the others when its own goes away.
+pub fn server_urls(url: &str) -> Vec<&str> {
+    url.split(',').map(str::trim).filter(|u| !u.is_empty()).collect()
+}
+
 /// Connects to NATS with the configured timeouts and returns the client and a
 /// JetStream context whose API and PubAck waits are bounded.
 pub async fn connect(
     settings: &NatsSettings,
 ) -> Result<(async_nats::Client, jetstream::Context), async_nats::ConnectError> {
+    let servers = server_urls(&settings.url);
+    if servers.is_empty() {
+        return Err(async_nats::ConnectError::with_source(
+            async_nats::ConnectErrorKind::ServerParse,
+            "nats.url names no server",
+        ));
+    }
     let options = async_nats::ConnectOptions::new()
         .connection_timeout(settings.connect_timeout)
         .request_timeout(Some(settings.publish_timeout))
         .retry_on_initial_connect();
     let client = crate::tls::nats_options(settings, options)
         .map_err(|e| async_nats::ConnectError::with_source(async_nats::ConnectErrorKind::Tls, e))?
-        .connect(&settings.url)
+        .connect(servers)
         .await?;
     let js = jetstream::ContextBuilder::new()
         .timeout(settings.publish_timeout)
@@ -257,4 +306,18 @@ pub async fn connect(
         .max_ack_inflight(settings.max_ack_inflight)
         .build(client.clone());
     Ok((client, js))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::server_urls;
+
+    #[test]
+    fn a_url_list_names_every_node() {
+        assert_eq!(server_urls("nats://a:4222"), ["nats://a:4222"]);
+        assert_eq!(
+            server_urls("nats://a:4222, nats://b:4222,nats://c:4222,"),
+            ["nats://a:4222", "nats://b:4222", "nats://c:4222"]
+        );
+    }
 }

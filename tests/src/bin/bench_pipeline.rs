@@ -532,7 +532,7 @@ async fn drain_or_report(args: &Args) -> Drain {
 
 /// Waits until the geo consumer has nothing pending or unacknowledged.
 async fn drain(args: &Args, named: &[(String, u32)]) -> anyhow::Result<Drain> {
-    let client = async_nats::connect(&args.nats_url)
+    let client = async_nats::connect(gad_shared::topology::server_urls(&args.nats_url))
         .await
         .context("connecting to NATS")?;
     let js = async_nats::jetstream::new(client);

@@ -24,6 +24,7 @@ mod idempotency;
 mod import;
 mod job_metrics;
 mod jobs;
+mod k8s_manifests;
 mod map;
 mod max_deliveries;
 mod modes;

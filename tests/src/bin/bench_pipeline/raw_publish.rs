@@ -16,7 +16,9 @@ pub struct RawPublish {
 }
 
 pub async fn run(nats_url: &str, stream_prefix: &str, subject_prefix: &str, secs: u64) -> anyhow::Result<RawPublish> {
-    let client = async_nats::connect(nats_url).await.context("connecting to NATS")?;
+    let client = async_nats::connect(gad_shared::topology::server_urls(nats_url))
+        .await
+        .context("connecting to NATS")?;
     let js = jetstream::new(client);
     let name = format!("{stream_prefix}RAW_PUBLISH");
     let subject = format!("{subject_prefix}.rawpublish");
