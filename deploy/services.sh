@@ -463,31 +463,26 @@ ensure_schemathesis() {
 
 # The Python NATS client that publishes jobs by the README's wire format alone
 # (tests/python/publish_jobs.py, run by tests/tests/e2e/import/python.rs).
-ensure_nats_py() {
-    local have
-    have="$("$VENV/bin/python" -c 'import importlib.metadata as m; print(m.version("nats-py"))' 2>/dev/null || true)"
-    if [ "$have" = "$NATS_PY_VERSION" ]; then return 0; fi
+ensure_nats_py() { ensure_pinned_pip nats-py "$NATS_PY_VERSION" 'import nats'; }
+
+# $1 = PyPI distribution, $2 = exact version, $3 = Python that must run after
+# the install: installs into .local/venv unless that version is there already.
+ensure_pinned_pip() {
+    local dist=$1 version=$2 check=$3 have
+    have="$("$VENV/bin/python" -c "import importlib.metadata as m; print(m.version('$dist'))" 2>/dev/null || true)"
+    if [ "$have" = "$version" ]; then return 0; fi
     ensure_venv
-    log "nats-py: pip install nats-py==$NATS_PY_VERSION"
-    "$VENV/bin/python" -m pip install --no-input -q --disable-pip-version-check "nats-py==$NATS_PY_VERSION" </dev/null >&2 \
-        || die "nats-py: pip install nats-py==$NATS_PY_VERSION failed"
-    "$VENV/bin/python" -c 'import nats' 2>/dev/null || die "nats-py: not importable after pip install"
+    log "$dist: pip install $dist==$version"
+    "$VENV/bin/python" -m pip install --no-input -q --disable-pip-version-check "$dist==$version" </dev/null >&2 \
+        || die "$dist: pip install $dist==$version failed"
+    "$VENV/bin/python" -c "$check" 2>/dev/null || die "$dist: not importable after pip install"
 }
 
 # Kubernetes' own OpenAPI schemas for the core kinds of deploy/k8s/, checked
 # offline by tests/tests/e2e/k8s_manifests.rs (tests/python/validate_manifests.py;
 # its jsonschema dependency also checks the KEDA ScaledObjects).
 ensure_kubernetes_validate() {
-    local have
-    have="$("$VENV/bin/python" -c 'import importlib.metadata as m; print(m.version("kubernetes-validate"))' 2>/dev/null || true)"
-    if [ "$have" = "$KUBERNETES_VALIDATE_VERSION" ]; then return 0; fi
-    ensure_venv
-    log "kubernetes-validate: pip install kubernetes-validate==$KUBERNETES_VALIDATE_VERSION"
-    "$VENV/bin/python" -m pip install --no-input -q --disable-pip-version-check \
-        "kubernetes-validate==$KUBERNETES_VALIDATE_VERSION" </dev/null >&2 \
-        || die "kubernetes-validate: pip install kubernetes-validate==$KUBERNETES_VALIDATE_VERSION failed"
-    "$VENV/bin/python" -c 'import kubernetes_validate, jsonschema' 2>/dev/null \
-        || die "kubernetes-validate: not importable after pip install"
+    ensure_pinned_pip kubernetes-validate "$KUBERNETES_VALIDATE_VERSION" 'import kubernetes_validate, jsonschema'
 }
 
 # The dependency-TLS tests (tests/tests/e2e/tls.rs) make certificates with

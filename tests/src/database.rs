@@ -242,6 +242,25 @@ async fn sweep_abandoned(conn: &mut PgConnection) {
     }
 }
 
+/// Creates (if missing) a benchmark's scratch database next to `url`'s; its URL.
+pub async fn scratch_database(url: &str, name: &str) -> anyhow::Result<String> {
+    if !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+        anyhow::bail!("database name {name:?}: letters, digits and _ only");
+    }
+    let mut admin = PgConnection::connect(url).await.context("connecting to PostgreSQL")?;
+    let exists: bool = sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1)")
+        .bind(name)
+        .fetch_one(&mut admin)
+        .await?;
+    if !exists {
+        sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+            .execute(&mut admin)
+            .await?;
+    }
+    let (base, _) = url.rsplit_once('/').context("database URL without a path")?;
+    Ok(format!("{base}/{name}"))
+}
+
 #[cfg(test)]
 mod tests {
     #[test]

@@ -20,15 +20,21 @@ pub struct NatsServer {
     child: Option<Child>,
 }
 
+/// The `nats-server` tests run: the one `deploy/services.sh up` installs,
+/// else the PATH's.
+pub fn binary() -> PathBuf {
+    let local = workspace_root().join(".local/venv/bin/nats-server");
+    if local.is_file() {
+        local
+    } else {
+        PathBuf::from("nats-server")
+    }
+}
+
 impl NatsServer {
     /// Starts a JetStream server on a free port and waits until it accepts clients.
     pub async fn start() -> anyhow::Result<Self> {
-        let local = workspace_root().join(".local/venv/bin/nats-server");
-        let binary = if local.is_file() {
-            local
-        } else {
-            PathBuf::from("nats-server")
-        };
+        let binary = binary();
         let store = std::env::temp_dir().join(format!("gad-e2e-nats-{:016x}", rand::random::<u64>()));
         std::fs::create_dir_all(&store)?;
         let mut server = Self {

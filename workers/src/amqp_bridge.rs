@@ -144,7 +144,7 @@ async fn declare(channel: &Channel, settings: &AmqpBridgeSettings) -> Result<(),
 /// `retry_delay`, unacknowledged: the message keeps its prefetch slot, so
 /// intake stops while NATS is away, and a crash meanwhile hands it back to
 /// RabbitMQ. On shutdown it is left unacknowledged for the same reason.
-async fn forward(delivery: Delivery, target: &Target, retry_delay: Duration, shutdown: &CancellationToken) {
+async fn forward(mut delivery: Delivery, target: &Target, retry_delay: Duration, shutdown: &CancellationToken) {
     let content_type = delivery
         .properties
         .content_type()
@@ -164,7 +164,8 @@ async fn forward(delivery: Delivery, target: &Target, retry_delay: Duration, shu
     if let Some(trace) = header_text(&delivery, headers::TRACEPARENT) {
         hdrs.insert(headers::TRACEPARENT, trace.as_str());
     }
-    let payload = bytes::Bytes::from(delivery.data.clone());
+    // Routed already: the body moves into the message, not copied.
+    let payload = bytes::Bytes::from(std::mem::take(&mut delivery.data));
     let mut retried = false;
     let duplicate = loop {
         let message = PublishMessage::build()

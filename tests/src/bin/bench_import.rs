@@ -27,7 +27,6 @@ use gad_workers::import::source::{Format, Source};
 use gad_workers::import::{ImportKind, ImportOptions, Target, rows};
 use gad_workers::{Application, WorkersSettings};
 use rand::{Rng, SeedableRng};
-use sqlx::Connection;
 use tokio_util::sync::CancellationToken;
 
 #[derive(Parser, Debug)]
@@ -55,7 +54,7 @@ struct Args {
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     let mut settings: WorkersSettings = gad_shared::settings::load("workers").context("loading settings")?;
-    settings.postgres.url = scratch_database(&settings.postgres.url, &args.database).await?;
+    settings.postgres.url = gad_e2e::database::scratch_database(&settings.postgres.url, &args.database).await?;
     settings.nats.stream_prefix = "BENCHI_".into();
     settings.nats.subject_prefix = "benchi".into();
     settings.nats.jobs_max_bytes = 2 << 30;
@@ -275,25 +274,4 @@ async fn wait_applied(db: &sqlx::PgPool, n: u64, within: Duration) -> anyhow::Re
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
-}
-
-/// Creates (if missing) the scratch database next to the configured one; its URL.
-async fn scratch_database(url: &str, name: &str) -> anyhow::Result<String> {
-    if !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
-        bail!("database name {name:?}: letters, digits and _ only");
-    }
-    let mut admin = sqlx::PgConnection::connect(url)
-        .await
-        .context("connecting to PostgreSQL")?;
-    let exists: bool = sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1)")
-        .bind(name)
-        .fetch_one(&mut admin)
-        .await?;
-    if !exists {
-        sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
-            .execute(&mut admin)
-            .await?;
-    }
-    let (base, _) = url.rsplit_once('/').context("database URL without a path")?;
-    Ok(format!("{base}/{name}"))
 }

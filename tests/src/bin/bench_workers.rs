@@ -22,7 +22,6 @@ use gad_shared::envelope::{self, CONTENT_TYPE_MSGPACK, ENVELOPE_VERSION, JobEnve
 use gad_shared::job::kind_spec;
 use gad_shared::topology::Topology;
 use gad_workers::{Application, WorkersSettings};
-use sqlx::Connection;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
@@ -51,7 +50,7 @@ async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     // The services' own configuration (GAD_* environment, GAD_CONFIG file).
     let base: WorkersSettings = gad_shared::settings::load("workers").context("loading settings")?;
-    let url = scratch_database(&base.postgres.url, &args.database).await?;
+    let url = gad_e2e::database::scratch_database(&base.postgres.url, &args.database).await?;
     println!(
         "bench_workers: {} import.noop jobs per round, concurrency {:?}, NATS {}, database {}",
         args.jobs, args.concurrency, base.nats.url, args.database
@@ -81,27 +80,6 @@ async fn main() -> anyhow::Result<()> {
         println!("   concurrency {concurrency:>4}: {rate:>8.0} jobs/s   {verdict}");
     }
     Ok(())
-}
-
-/// Creates (if missing) the scratch database next to the configured one; its URL.
-async fn scratch_database(url: &str, name: &str) -> anyhow::Result<String> {
-    if !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
-        bail!("database name {name:?}: letters, digits and _ only");
-    }
-    let mut admin = sqlx::PgConnection::connect(url)
-        .await
-        .context("connecting to PostgreSQL")?;
-    let exists: bool = sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1)")
-        .bind(name)
-        .fetch_one(&mut admin)
-        .await?;
-    if !exists {
-        sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
-            .execute(&mut admin)
-            .await?;
-    }
-    let (base, _) = url.rsplit_once('/').context("database URL without a path")?;
-    Ok(format!("{base}/{name}"))
 }
 
 async fn round_at(args: &Args, settings: WorkersSettings) -> anyhow::Result<f64> {

@@ -90,16 +90,7 @@ pub async fn run(ctx: &HandlerContext, job: &JobEnvelope) -> Result<JobResult, H
         .fetch_optional(&mut *tx)
         .await?;
     if let Some(id) = existing {
-        let t = access::read(&mut tx, id).await?;
-        return access::finish(
-            tx,
-            job,
-            JobResult {
-                http_status: 200,
-                body: json!(t),
-            },
-        )
-        .await;
+        return access::finish_with(tx, job, id, 200).await;
     }
     let delegado = usuario_by(&mut tx, Some(&p.delegado_email), None)
         .await?

@@ -2,6 +2,9 @@
 //! earlier delivery already committed, load the actor, lock the tarea, and
 //! decide what the actor may do with it (§1 roles, §3 "Who may").
 
+use gad_shared::envelope::JobEnvelope;
+use gad_shared::job::JobResult;
+
 use super::super::HandlerError;
 use crate::effects::Tx;
 use crate::effects::actor::Actor;
@@ -98,4 +101,16 @@ pub async fn read(tx: &mut Tx<'_>, tarea_id: i64) -> Result<gad_shared::domain::
     gad_shared::domain::tarea::find_any(&mut **tx, tarea_id)
         .await?
         .ok_or_else(|| HandlerError::not_found("tarea"))
+}
+
+/// Answers `http_status` with tarea `tarea_id` as it stands (a tarea made
+/// earlier, by a previous delivery or a previous import), finishing the job.
+pub async fn finish_with(
+    mut tx: Tx<'static>,
+    job: &JobEnvelope,
+    tarea_id: i64,
+    http_status: u16,
+) -> Result<JobResult, HandlerError> {
+    let body = serde_json::json!(read(&mut tx, tarea_id).await?);
+    finish(tx, job, JobResult { http_status, body }).await
 }

@@ -75,16 +75,7 @@ pub async fn run(ctx: &HandlerContext, job: &JobEnvelope) -> Result<JobResult, H
         .fetch_optional(&mut *tx)
         .await?;
     if let Some(id) = existing {
-        let t = access::read(&mut tx, id).await?;
-        return access::finish(
-            tx,
-            job,
-            JobResult {
-                http_status: 201,
-                body: json!(t),
-            },
-        )
-        .await;
+        return access::finish_with(tx, job, id, 201).await;
     }
     if !actor.is_supervisor() && (delegado != actor.usuario_id || ids.iter().any(|id| Some(*id) != actor.efectivo_id)) {
         return Err(HandlerError::forbidden());

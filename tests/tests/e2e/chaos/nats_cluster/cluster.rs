@@ -9,7 +9,6 @@ use std::process::Stdio;
 use std::time::Duration;
 
 use anyhow::{Context, bail};
-use gad_e2e::services::workspace_root;
 use gad_e2e::unused_port;
 use serde_json::Value;
 use tokio::process::{Child, Command};
@@ -34,12 +33,7 @@ impl NatsCluster {
     /// Starts `n` nodes (`n0`, `n1`, …) and waits until JetStream answers
     /// (a meta leader is elected).
     pub async fn start(n: usize) -> anyhow::Result<Self> {
-        let local = workspace_root().join(".local/venv/bin/nats-server");
-        let binary = if local.is_file() {
-            local
-        } else {
-            PathBuf::from("nats-server")
-        };
+        let binary = gad_e2e::nats_server::binary();
         let dir = std::env::temp_dir().join(format!("gad-e2e-nats-cluster-{:016x}", rand::random::<u64>()));
         std::fs::create_dir_all(&dir)?;
         let ports: Vec<(u16, u16, u16)> = (0..n)
