@@ -18,6 +18,9 @@ LOGS="$LOCAL/logs"
 RUN="$LOCAL/run"
 BIN="${CARGO_TARGET_DIR:-$REPO/target}/release"
 SECRET_FILE="$LOCAL/jwt_secret"
+# The seeded usuarios' password, kept so the board's logins stay the same
+# across runs (GAD_SEED_PASSWORD overrides it).
+SEED_PASSWORD_FILE="$LOCAL/seed_password"
 NAMES=(gad-workers gad-ingress gad-broadcaster)
 # Started before the broadcaster when no real bot token is configured.
 FAKE_TELEGRAM=fake_telegram
@@ -168,6 +171,14 @@ cmd_start() {
         GAD_AUTH__JWT_SECRET="$(cat "$SECRET_FILE")"
     fi
     export GAD_AUTH__JWT_SECRET
+    if [ -z "${GAD_SEED_PASSWORD:-}" ]; then
+        if [ ! -s "$SEED_PASSWORD_FILE" ]; then
+            (umask 077 && head -c 64 /dev/urandom | base64 -w 0 | tr -dc 'A-Za-z0-9' | head -c 16 >"$SEED_PASSWORD_FILE")
+            log "generated the seed password in $SEED_PASSWORD_FILE"
+        fi
+        GAD_SEED_PASSWORD="$(cat "$SEED_PASSWORD_FILE")"
+    fi
+    export GAD_SEED_PASSWORD
     # Legacy publishers may send jobs to RabbitMQ's `gad.jobs` exchange.
     export GAD_WORKERS__AMQP_BRIDGE__URL="${GAD_WORKERS__AMQP_BRIDGE__URL:-${AMQP_URL:-}}"
     [ -n "$GAD_WORKERS__AMQP_BRIDGE__URL" ] || unset GAD_WORKERS__AMQP_BRIDGE__URL
@@ -225,6 +236,10 @@ cmd_start() {
 
     banner "GAD is running"
     cat <<EOF
+Operations board: $INGRESS/board
+  log in as supervisor1@seed.invalid (dispatch) or admin1@seed.invalid (also the operators' view),
+  password: $GAD_SEED_PASSWORD
+
 Admin token (admin1@seed.invalid):
   export TOKEN='$token'
 

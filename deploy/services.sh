@@ -497,6 +497,14 @@ ensure_tls_test_tools() {
 # whose postinst would start (and, under systemd, enable) a Prometheus server:
 # it is installed with service starts denied (a policy-rc.d of our own unless
 # one exists) and left disabled, so nothing keeps running or fails to start.
+# The board's browser tests (tests/tests/e2e/board_page) drive Debian's
+# Chromium through its ChromeDriver; a test tool's own browser download cannot
+# reach the internet from CI.
+ensure_chromium() {
+    apt_install chromium chromium-driver
+    [ -x /usr/bin/chromedriver ] || die "chromium-driver did not install /usr/bin/chromedriver"
+}
+
 ensure_promtool() {
     command -v promtool >/dev/null 2>&1 && return 0
     local guard="" rc=0
@@ -682,6 +690,7 @@ cmd_up() {
     ensure_kubernetes_validate
     ensure_tls_test_tools
     ensure_promtool
+    ensure_chromium
     write_env
     log "wrote $ENV_FILE"
     cat "$ENV_FILE"

@@ -47,6 +47,13 @@ pub struct Application {
 impl Application {
     pub async fn build(settings: IngressSettings) -> Result<Self, StartError> {
         settings::check_jwt_secret(&settings.auth)?;
+        if let Err(reason) = settings.ingress.board.ws_origin() {
+            return Err(settings::SettingsError::Rule {
+                key: "ingress.board.ws_url (GAD_INGRESS__BOARD__WS_URL)",
+                reason,
+            }
+            .into());
+        }
         let addr = settings.ingress.bind;
         let listener = TcpListener::bind(addr)
             .await

@@ -57,6 +57,8 @@ pub struct IngressSection {
     /// The `secret_token` Telegram sends with webhook updates (secret: never
     /// logged). `None` (polling mode) leaves `POST /api/v1/telegram/webhook` out.
     pub telegram_webhook_secret: Option<Secret>,
+    /// The operations board page (`/board`) and where it finds the live feed.
+    pub board: crate::routes::board::BoardSettings,
 }
 
 /// A configured secret: compared, never shown.
@@ -96,6 +98,7 @@ impl Default for IngressSection {
             shedding: Default::default(),
             admission: Default::default(),
             telegram_webhook_secret: None,
+            board: Default::default(),
         }
     }
 }

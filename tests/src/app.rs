@@ -22,6 +22,7 @@ use crate::fake_telegram::FakeTelegram;
 use crate::isolation::Isolation;
 use crate::services::ServiceUrls;
 use crate::tasks::ServiceTasks;
+use crate::tcp_proxy::TcpProxy;
 use crate::users::{self, SeedUser};
 use crate::websocket::WsClient;
 use crate::{broadcaster, ingress, workers};
@@ -50,6 +51,9 @@ pub struct TestApp {
     pub workers_health: Option<SocketAddr>,
     /// The fake Bot API the broadcaster delivers to, when Telegram is on.
     pub telegram: Option<FakeTelegram>,
+    /// With the board: the proxy between browsers and the broadcaster, so a
+    /// test can cut the live feed without stopping the broadcaster.
+    pub board_proxy: Option<TcpProxy>,
     /// In webhook mode: ingress' webhook URL and the secret Telegram must send.
     pub telegram_webhook: Option<(String, String)>,
     nats_client: async_nats::Client,
@@ -63,7 +67,7 @@ pub struct TestApp {
 pub async fn spawn_app() -> anyhow::Result<TestApp> {
     let urls = ServiceUrls::get()?;
     let nats_url = urls.nats.clone();
-    TestApp::start(urls, nats_url, true, Telegram::Off).await
+    TestApp::start(urls, nats_url, true, Telegram::Off, false).await
 }
 
 /// [`spawn_app`] with Telegram on: the broadcaster delivers notifications to,
@@ -71,7 +75,7 @@ pub async fn spawn_app() -> anyhow::Result<TestApp> {
 pub async fn spawn_app_with_telegram() -> anyhow::Result<TestApp> {
     let urls = ServiceUrls::get()?;
     let nats_url = urls.nats.clone();
-    TestApp::start(urls, nats_url, true, Telegram::Polling).await
+    TestApp::start(urls, nats_url, true, Telegram::Polling, false).await
 }
 
 /// [`spawn_app_with_telegram`] in webhook mode: the bot registers ingress'
@@ -80,7 +84,16 @@ pub async fn spawn_app_with_telegram() -> anyhow::Result<TestApp> {
 pub async fn spawn_app_with_telegram_webhook() -> anyhow::Result<TestApp> {
     let urls = ServiceUrls::get()?;
     let nats_url = urls.nats.clone();
-    TestApp::start(urls, nats_url, true, Telegram::Webhook).await
+    TestApp::start(urls, nats_url, true, Telegram::Webhook, false).await
+}
+
+/// [`spawn_app`] for a browser: ingress' board page points at this test's
+/// broadcaster (`ingress.board.ws_url`), and its operators' view reads that
+/// broadcaster's `/ws/stats`.
+pub async fn spawn_app_with_board() -> anyhow::Result<TestApp> {
+    let urls = ServiceUrls::get()?;
+    let nats_url = urls.nats.clone();
+    TestApp::start(urls, nats_url, true, Telegram::Off, true).await
 }
 
 /// Whether and how a test's broadcaster talks to the fake Bot API.
@@ -97,7 +110,7 @@ enum Telegram {
 pub async fn spawn_ingress_with_dead_nats() -> anyhow::Result<TestApp> {
     let urls = ServiceUrls::get()?;
     let dead = format!("nats://127.0.0.1:{}", unused_port()?);
-    TestApp::start(urls, dead, false, Telegram::Off).await
+    TestApp::start(urls, dead, false, Telegram::Off, false).await
 }
 
 /// A port that was free a moment ago: bound to port 0, noted, released.
@@ -109,8 +122,15 @@ pub fn unused_port() -> anyhow::Result<u16> {
 impl TestApp {
     /// `ingress_nats`: the NATS URL ingress gets; `full`: also start workers
     /// and broadcaster (which need the real server) and wait for readiness;
-    /// `telegram`: also start a fake Bot API and point the broadcaster at it.
-    async fn start(urls: &ServiceUrls, ingress_nats: String, full: bool, telegram: Telegram) -> anyhow::Result<Self> {
+    /// `telegram`: also start a fake Bot API and point the broadcaster at it;
+    /// `board`: tell ingress where the broadcaster will listen.
+    async fn start(
+        urls: &ServiceUrls,
+        ingress_nats: String,
+        full: bool,
+        telegram: Telegram,
+        board: bool,
+    ) -> anyhow::Result<Self> {
         init_tracing();
         urls.check_nats().await?;
         let isolation = Isolation::create(urls).await?;
@@ -130,6 +150,16 @@ impl TestApp {
         let webhook_secret = (telegram == Telegram::Webhook).then(|| format!("{:032x}", rand::random::<u128>()));
         let mut ingress_settings = ingress::settings(&isolation, ingress_nats);
         ingress_settings.ingress.telegram_webhook_secret = webhook_secret.clone().map(Secret::new);
+        // Ingress starts first and must name the broadcaster's address: a
+        // port picked now, bound by the broadcaster a moment later.
+        let ws_port = if board { Some(unused_port()?) } else { None };
+        let mut board_proxy = None;
+        if let Some(port) = ws_port {
+            let proxy = TcpProxy::start(SocketAddr::from(([127, 0, 0, 1], port))).await?;
+            ingress_settings.ingress.board.ws_url = format!("ws://{}/ws/connect", proxy.addr());
+            ingress_settings.ingress.broadcaster_stats_url = Some(format!("http://127.0.0.1:{port}/ws/stats"));
+            board_proxy = Some(proxy);
+        }
         let ingress_addr = ingress::start_with(ingress_settings, full.then_some(READY_WITHIN), &mut tasks).await?;
         let telegram_webhook =
             webhook_secret.map(|secret| (format!("http://{ingress_addr}{}", telegram_webhook::PATH), secret));
@@ -142,6 +172,9 @@ impl TestApp {
         let ws_addr = if full {
             let api = fake.as_ref().map(FakeTelegram::url);
             let mut settings = broadcaster::settings(&isolation, api.as_deref());
+            if let Some(port) = ws_port {
+                settings.broadcaster.bind = SocketAddr::from(([127, 0, 0, 1], port));
+            }
             if let Some((url, secret)) = &telegram_webhook {
                 settings.telegram.updates = UpdateSource::Webhook;
                 settings.telegram.webhook_url = Some(url.clone());
@@ -174,6 +207,7 @@ impl TestApp {
             workers_health,
             telegram: fake,
             telegram_webhook,
+            board_proxy,
             nats_client,
             isolation,
             tasks,
@@ -196,9 +230,13 @@ impl TestApp {
             nats_client,
             mut tasks,
             mut cleanup,
+            board_proxy,
             ..
         } = self;
         drop(client);
+        if let Some(proxy) = board_proxy {
+            proxy.stop().await;
+        }
         let stopped = tasks.stop().await;
         db.close().await;
         let _ = nats_client.flush().await;

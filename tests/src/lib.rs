@@ -17,6 +17,8 @@
 //! - [`inspect`]: what the jobs stream and table hold, behind the API.
 //! - [`fake_telegram`]: the fake Bot API the bot and the notification
 //!   sender talk to, with scripted updates and injected failures.
+//! - [`browser`]: headless Chromium driven over WebDriver, with screenshots,
+//!   for the board page.
 //! - [`amqp`]: a RabbitMQ exchange and queue of the test's own, for the
 //!   AMQP bridge.
 //! - [`gad_cli`]: the `gad` operator binary as a process (`gad import`).
@@ -30,6 +32,7 @@ pub mod bench_format;
 pub mod binaries;
 pub mod board;
 pub mod broadcaster;
+pub mod browser;
 pub mod cleanup;
 pub mod client;
 pub mod database;
@@ -50,8 +53,8 @@ pub mod websocket;
 pub mod workers;
 
 pub use app::{
-    TestApp, spawn_app, spawn_app_with_telegram, spawn_app_with_telegram_webhook, spawn_ingress_with_dead_nats,
-    unused_port,
+    TestApp, spawn_app, spawn_app_with_board, spawn_app_with_telegram, spawn_app_with_telegram_webhook,
+    spawn_ingress_with_dead_nats, unused_port,
 };
 pub use client::{ApiResponse, is_terminal};
 pub use database::SEED_PASSWORD;

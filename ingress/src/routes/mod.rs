@@ -2,6 +2,7 @@
 
 pub mod admin;
 pub mod auth;
+pub mod board;
 pub mod direct_audit;
 pub mod dlq;
 pub mod efectivos;
@@ -62,6 +63,7 @@ pub fn router(state: AppState) -> Router {
         .merge(stats::router())
         .merge(jobs::router())
         .merge(crate::openapi::router())
+        .merge(board::router(&state.settings.ingress.board))
         .route_layer(middleware::from_fn(crate::http_metrics::layer))
         .fallback(|| async { ApiError::not_found("route") })
         .method_not_allowed_fallback(|| async {

@@ -7,6 +7,7 @@ mod alert_rules;
 mod amqp_bridge;
 mod auth;
 mod bad_input;
+mod board_page;
 mod chaos;
 mod cleanup;
 mod client_ip;
