@@ -101,6 +101,28 @@ async fn scenario(app: &TestApp, browser: &mut Browser) -> anyhow::Result<()> {
     ensure!(load_id(browser).await? == loaded, "the page reloaded");
     browser.screenshot("dispatched").await?;
 
+    // The list narrowed to critical tasks: the emergency among them, nothing else.
+    browser
+        .wait_for("#filter-prioridad", WITHIN)
+        .await?
+        .select_by_value("5")
+        .await?;
+    wait_until(
+        browser,
+        "every listed task is critical",
+        &format!(
+            "const rows = [...document.querySelectorAll('tr.task')];
+         return rows.some((r) => r.dataset.id === '{tarea}') && rows.every((r) => r.querySelector('.prio.p-5'));"
+        ),
+    )
+    .await?;
+    browser.screenshot("critical-only").await?;
+    browser
+        .wait_for("#filter-prioridad", WITHIN)
+        .await?
+        .select_by_value("")
+        .await?;
+
     // Worked to the end from the task list.
     browser
         .wait_for(&format!("{row} button[data-action='start']"), WITHIN)
@@ -126,6 +148,16 @@ async fn scenario(app: &TestApp, browser: &mut Browser) -> anyhow::Result<()> {
     browser.wait_for(&format!("{dot}.d-disponible"), WITHIN).await?;
     ensure!(load_id(browser).await? == loaded, "the page reloaded");
     browser.screenshot("finished").await?;
+    Ok(())
+}
+
+/// Polls `script` (returning a boolean) until it is true.
+async fn wait_until(browser: &Browser, what: &str, script: &str) -> anyhow::Result<()> {
+    let deadline = tokio::time::Instant::now() + WITHIN;
+    while browser.eval(script, vec![]).await? != json!(true) {
+        anyhow::ensure!(tokio::time::Instant::now() < deadline, "not within {WITHIN:?}: {what}");
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
     Ok(())
 }
 
