@@ -171,14 +171,14 @@ cmd_start() {
         GAD_AUTH__JWT_SECRET="$(cat "$SECRET_FILE")"
     fi
     export GAD_AUTH__JWT_SECRET
-    if [ -z "${GAD_SEED_PASSWORD:-}" ]; then
+    local seed_password="${GAD_SEED_PASSWORD:-}"
+    if [ -z "$seed_password" ]; then
         if [ ! -s "$SEED_PASSWORD_FILE" ]; then
             (umask 077 && head -c 64 /dev/urandom | base64 -w 0 | tr -dc 'A-Za-z0-9' | head -c 16 >"$SEED_PASSWORD_FILE")
             log "generated the seed password in $SEED_PASSWORD_FILE"
         fi
-        GAD_SEED_PASSWORD="$(cat "$SEED_PASSWORD_FILE")"
+        seed_password="$(cat "$SEED_PASSWORD_FILE")"
     fi
-    export GAD_SEED_PASSWORD
     # Legacy publishers may send jobs to RabbitMQ's `gad.jobs` exchange.
     export GAD_WORKERS__AMQP_BRIDGE__URL="${GAD_WORKERS__AMQP_BRIDGE__URL:-${AMQP_URL:-}}"
     [ -n "$GAD_WORKERS__AMQP_BRIDGE__URL" ] || unset GAD_WORKERS__AMQP_BRIDGE__URL
@@ -201,7 +201,7 @@ cmd_start() {
     banner "gad migrate"
     "$BIN/gad" migrate
     banner "gad seed --profile dev"
-    "$BIN/gad" seed --profile dev
+    "$BIN/gad" seed --profile dev --password "$seed_password"
 
     banner "starting ${NAMES[*]}"
     ensure_curl
@@ -238,7 +238,7 @@ cmd_start() {
     cat <<EOF
 Operations board: $INGRESS/board
   log in as supervisor1@seed.invalid (dispatch) or admin1@seed.invalid (also the operators' view),
-  password: $GAD_SEED_PASSWORD
+  password: $seed_password
 
 Admin token (admin1@seed.invalid):
   export TOKEN='$token'

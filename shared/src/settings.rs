@@ -252,7 +252,8 @@ pub fn load<T: DeserializeOwned>(own_section: &str) -> Result<T, SettingsError> 
     }
     let own = own_section.to_string();
     let env = Env::prefixed("GAD_")
-        .ignore(&["CONFIG"])
+        // Not settings: where the file is, and `gad seed`'s own flag.
+        .ignore(&["CONFIG", "SEED_PASSWORD"])
         .split("__")
         .filter(move |key| reads(&own, key.as_str()));
     figment
@@ -284,7 +285,26 @@ pub fn check_jwt_secret(auth: &AuthSettings) -> Result<(), SettingsError> {
 
 #[cfg(test)]
 mod tests {
-    use super::reads;
+    use super::{NatsSettings, load, reads};
+
+    #[derive(Debug, Default, serde::Deserialize)]
+    #[serde(deny_unknown_fields, default)]
+    struct Probe {
+        nats: NatsSettings,
+    }
+
+    #[test]
+    fn the_seed_password_flag_is_not_taken_for_a_setting() {
+        figment::Jail::expect_with(|jail| {
+            jail.set_env("GAD_SEED_PASSWORD", "demo-password-1");
+            jail.set_env("GAD_NATS__URL", "nats://10.0.0.1:4222");
+            let probe: Probe = load("workers").map_err(|e| e.to_string())?;
+            assert_eq!(probe.nats.url, "nats://10.0.0.1:4222");
+            jail.set_env("GAD_SEED_PASSWORDS", "x");
+            assert!(load::<Probe>("workers").is_err(), "an unknown key still stops the process");
+            Ok(())
+        });
+    }
 
     #[test]
     fn each_binary_reads_the_common_sections_and_its_own() {
