@@ -294,6 +294,10 @@ mod tests {
     }
 
     #[test]
+    #[expect(
+        clippy::result_large_err,
+        reason = "figment's Jail takes a closure returning figment's (large) error"
+    )]
     fn the_seed_password_flag_is_not_taken_for_a_setting() {
         figment::Jail::expect_with(|jail| {
             jail.set_env("GAD_SEED_PASSWORD", "demo-password-1");
@@ -301,7 +305,10 @@ mod tests {
             let probe: Probe = load("workers").map_err(|e| e.to_string())?;
             assert_eq!(probe.nats.url, "nats://10.0.0.1:4222");
             jail.set_env("GAD_SEED_PASSWORDS", "x");
-            assert!(load::<Probe>("workers").is_err(), "an unknown key still stops the process");
+            assert!(
+                load::<Probe>("workers").is_err(),
+                "an unknown key still stops the process"
+            );
             Ok(())
         });
     }

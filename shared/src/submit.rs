@@ -62,8 +62,14 @@ pub struct Prepared {
     /// Body and headers, the job id as `Nats-Msg-Id`.
     pub message: PublishMessage,
     pub record: JobRecord,
-    /// `record` as the status bucket stores it.
-    pub status: Bytes,
+}
+
+impl Prepared {
+    /// `record` as the status bucket stores it; encoded only for those who
+    /// write it (`gad import` does not by default).
+    pub fn status(&self) -> Result<Bytes, SubmitError> {
+        Ok(envelope::encode(&self.record)?)
+    }
 }
 
 /// Builds the envelope, headers and status record of `job`.
@@ -96,7 +102,6 @@ pub fn prepare(topology: &Topology, job: NewJob) -> Result<Prepared, SubmitError
         finished_at: None,
     };
     let body = envelope::encode(&env)?;
-    let status_value = envelope::encode(&record)?;
 
     let mut hdrs = HeaderMap::new();
     hdrs.insert(headers::CONTENT_TYPE, CONTENT_TYPE_MSGPACK);
@@ -115,19 +120,19 @@ pub fn prepare(topology: &Topology, job: NewJob) -> Result<Prepared, SubmitError
         subject: topology.job_subject(spec),
         message,
         record,
-        status: status_value,
     })
 }
 
 /// Publishes `job` and records its `queued` status; returns the job's record.
 pub async fn submit(queue: &JobQueue<'_>, job: NewJob) -> Result<JobRecord, SubmitError> {
+    let prepared = prepare(queue.topology, job)?;
+    let status_value = prepared.status()?;
     let Prepared {
         spec,
         subject,
         message,
         record,
-        status: status_value,
-    } = prepare(queue.topology, job)?;
+    } = prepared;
     let job_id = record.job_id;
 
     let publish = async {

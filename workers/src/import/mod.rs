@@ -5,6 +5,7 @@
 //! - [`kind`]: what each kind's file holds, and its rows' checks and keys
 //!   (the handlers' own, from [`crate::jobs::import`]);
 //! - [`source`]: reading rows; [`rows`]: a row as a job (UUIDv5 id) or a reject;
+//!   [`planner`]: both on a thread of their own, ahead of the publisher;
 //! - [`publisher`]: async publish with a bounded number of PubAcks in flight;
 //! - [`watermark`], [`checkpoint`]: how far the run got, saved atomically;
 //! - [`rejects`], [`summary`], [`progress`]: what the operator sees;
@@ -13,6 +14,7 @@
 pub mod checkpoint;
 pub mod error;
 pub mod kind;
+pub mod planner;
 pub mod progress;
 pub mod publisher;
 pub mod rejects;

@@ -96,9 +96,10 @@ async fn publish(
         return publish_with_retries(js, timeout, &job).await;
     };
     let key = job.record.job_id.to_string();
+    let value = job.status()?;
     // `create` never overwrites: on a re-run the status a worker wrote stays.
     let queued = async {
-        match tokio::time::timeout(timeout, status.create(&key, job.status.clone())).await {
+        match tokio::time::timeout(timeout, status.create(&key, value)).await {
             Ok(Ok(_)) => {}
             Ok(Err(e)) => tracing::debug!(job_id = %key, error = %e, "queued status not recorded"),
             Err(_) => tracing::debug!(job_id = %key, "queued status not recorded in time"),

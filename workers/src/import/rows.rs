@@ -23,8 +23,10 @@ pub struct Reject {
     pub raw: String,
 }
 
-/// The row's job, or why there is none.
-pub fn plan(kind: ImportKind, topology: &Topology, row: SourceRow) -> Result<Prepared, Reject> {
+/// The row's job, or why there is none. `with_status`: the `queued` record
+/// will be written, so it carries the row as its summary (else the copy of
+/// the row would be made for nothing).
+pub fn plan(kind: ImportKind, topology: &Topology, row: SourceRow, with_status: bool) -> Result<Prepared, Reject> {
     let SourceRow { line, raw, payload } = row;
     let reject = |reasons| Reject {
         line,
@@ -36,7 +38,7 @@ pub fn plan(kind: ImportKind, topology: &Topology, row: SourceRow) -> Result<Pre
     let job = NewJob {
         job_id: job_id(kind, &key, &payload),
         kind: kind.job_kind(),
-        summary: payload.clone(),
+        summary: if with_status { payload.clone() } else { Value::Null },
         payload,
         request_id: None,
         // Imports run as the system.

@@ -12,11 +12,11 @@ use tokio_util::sync::CancellationToken;
 use super::checkpoint::Checkpoint;
 use super::error::ImportError;
 use super::kind::ImportKind;
+use super::planner::{Planned, Planner};
 use super::progress;
 use super::publisher::{Published, Publisher};
 use super::rejects::Rejects;
-use super::rows::plan;
-use super::source::{Format, Source, SourceRow};
+use super::source::{Format, Source};
 use super::summary::Summary;
 use super::target::Target;
 use super::watermark::Watermark;
@@ -54,7 +54,7 @@ pub fn default_rejects(file: &Path) -> PathBuf {
 pub async fn run(options: &ImportOptions, target: &Target, stop: &CancellationToken) -> Result<Summary, ImportError> {
     let started = Instant::now();
     let mut run = Run::start(options, target)?;
-    let failure = run.rows(options, target, stop).await.err();
+    let failure = run.rows(options, stop).await.err();
     // Rows in flight are acknowledged (or fail) within the publish timeout.
     while let Some(done) = run.publisher.next().await {
         run.settle(done);
@@ -76,13 +76,11 @@ pub async fn run(options: &ImportOptions, target: &Target, stop: &CancellationTo
 }
 
 struct Run {
-    source: Source,
+    planner: Planner,
     rejects: Rejects,
     publisher: Publisher,
     watermark: Watermark,
     checkpoint: Option<(PathBuf, Checkpoint)>,
-    /// Rows at or before this line were settled by an earlier run.
-    skip_through: u64,
     bar: Option<ProgressBar>,
     summary: Summary,
     failure: Option<ImportError>,
@@ -123,12 +121,18 @@ impl Run {
             options.in_flight,
         );
         Ok(Run {
-            source,
+            planner: Planner::start(
+                source,
+                kind,
+                target.topology.clone(),
+                skip_through,
+                options.in_flight,
+                options.queued_status,
+            )?,
             rejects,
             publisher,
             watermark: Watermark::new(skip_through),
             checkpoint: options.checkpoint.clone().map(|p| (p, fresh)),
-            skip_through,
             bar: options.progress.then(|| progress::bar(&file, skip_through)),
             summary: Summary {
                 kind,
@@ -149,12 +153,7 @@ impl Run {
     }
 
     /// Reads and publishes rows until the end, `stop`, or a failure.
-    async fn rows(
-        &mut self,
-        options: &ImportOptions,
-        target: &Target,
-        stop: &CancellationToken,
-    ) -> Result<(), ImportError> {
+    async fn rows(&mut self, options: &ImportOptions, stop: &CancellationToken) -> Result<(), ImportError> {
         let mut since_checkpoint = 0u64;
         loop {
             while let Some(done) = self.publisher.ready() {
@@ -169,11 +168,11 @@ impl Run {
                 }
                 continue;
             }
-            let Some(row) = self.source.next_row()? else {
+            let Some(row) = self.planner.next().await else {
                 self.at_end = true;
                 return Ok(());
             };
-            self.row(options.kind, target, row)?;
+            self.row(row?)?;
             since_checkpoint += 1;
             if since_checkpoint >= options.checkpoint_every.max(1) {
                 since_checkpoint = 0;
@@ -182,22 +181,22 @@ impl Run {
         }
     }
 
-    fn row(&mut self, kind: ImportKind, target: &Target, row: SourceRow) -> Result<(), ImportError> {
+    fn row(&mut self, row: Planned) -> Result<(), ImportError> {
         self.summary.rows += 1;
-        let line = row.line;
+        let line = match &row {
+            Planned::Skipped { line } | Planned::Job { line, .. } => *line,
+            Planned::Rejected(reject) => reject.line,
+        };
         if let Some(bar) = &self.bar {
             bar.set_position(line);
         }
-        if line <= self.skip_through {
-            self.summary.skipped += 1;
-            return Ok(());
-        }
-        match plan(kind, &target.topology, row) {
-            Ok(job) => {
+        match row {
+            Planned::Skipped { .. } => self.summary.skipped += 1,
+            Planned::Job { line, job } => {
                 let seq = self.watermark.add(line, false);
-                self.publisher.push(seq, line, job);
+                self.publisher.push(seq, line, *job);
             }
-            Err(reject) => {
+            Planned::Rejected(reject) => {
                 self.rejects.write(&reject)?;
                 self.summary.rejected += 1;
                 self.watermark.add(line, true);
