@@ -25,6 +25,10 @@ use gad_workers::{Application, WorkersSettings};
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
+// The workers' own allocator (workers/src/main.rs): this runs them in-process.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Parser, Debug)]
 #[command(name = "bench_workers", about = "GAD no-op job throughput through the workers")]
 struct Args {
