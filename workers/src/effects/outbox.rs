@@ -68,3 +68,41 @@ pub async fn notification(tx: &mut Tx<'_>, n: Notification<'_>) -> Result<Uuid, 
     .await?;
     Ok(id)
 }
+
+/// One notification to many recipients: what its rows share.
+pub struct Broadcast<'a> {
+    pub event_id: Uuid,
+    pub tarea_id: Option<i64>,
+    pub kind: &'a str,
+    pub priority: i16,
+    pub payload: &'a serde_json::Value,
+}
+
+/// The rows of one notification to many `(usuario, channel)`s, as one
+/// statement: a notice to every supervisor is hundreds of rows, and a round
+/// trip each held the task's row lock for a tenth of a second.
+pub async fn notifications(tx: &mut Tx<'_>, n: &Broadcast<'_>, to: &[(i64, &str)]) -> Result<(), sqlx::Error> {
+    if to.is_empty() {
+        return Ok(());
+    }
+    let ids: Vec<Uuid> = to.iter().map(|_| Uuid::now_v7()).collect();
+    let recipients: Vec<i64> = to.iter().map(|(r, _)| *r).collect();
+    let channels: Vec<&str> = to.iter().map(|(_, c)| *c).collect();
+    sqlx::query(
+        "INSERT INTO notifications (id, event_id, recipient_usuario_id, tarea_id, channel, kind, priority, payload)
+         SELECT r.id, $4, r.recipient, $5, r.channel, $6, $7, $8
+         FROM unnest($1::uuid[], $2::bigint[], $3::text[]) AS r(id, recipient, channel)
+         ON CONFLICT (event_id, recipient_usuario_id, channel) DO NOTHING",
+    )
+    .bind(ids)
+    .bind(recipients)
+    .bind(channels)
+    .bind(n.event_id)
+    .bind(n.tarea_id)
+    .bind(n.kind)
+    .bind(n.priority)
+    .bind(n.payload)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}

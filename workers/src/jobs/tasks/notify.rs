@@ -8,7 +8,7 @@ use serde_json::{Value, json};
 use uuid::Uuid;
 
 use crate::effects::Tx;
-use crate::effects::outbox::{self, Notification};
+use crate::effects::outbox::{self, Broadcast};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Recipient {
@@ -72,29 +72,21 @@ pub struct Notice<'a> {
 }
 
 pub async fn send(tx: &mut Tx<'_>, notice: &Notice<'_>, to: &[Recipient]) -> Result<(), sqlx::Error> {
+    let mut rows = Vec::with_capacity(to.len() * 2);
     for r in to {
-        let channels: &[&str] = if r.telegram_id.is_some() {
-            &["websocket", "telegram"]
-        } else {
-            &["websocket"]
-        };
-        for channel in channels {
-            outbox::notification(
-                tx,
-                Notification {
-                    event_id: notice.event_id,
-                    recipient_usuario_id: r.usuario_id,
-                    tarea_id: notice.tarea_id,
-                    channel,
-                    kind: notice.kind,
-                    priority: notice.priority,
-                    payload: notice.payload.clone(),
-                },
-            )
-            .await?;
+        rows.push((r.usuario_id, "websocket"));
+        if r.telegram_id.is_some() {
+            rows.push((r.usuario_id, "telegram"));
         }
     }
-    Ok(())
+    let shared = Broadcast {
+        event_id: notice.event_id,
+        tarea_id: notice.tarea_id,
+        kind: notice.kind,
+        priority: notice.priority,
+        payload: &notice.payload,
+    };
+    outbox::notifications(tx, &shared, &rows).await
 }
 
 /// A stable id for the notification `what` of job `job_id`.
