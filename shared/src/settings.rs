@@ -300,6 +300,8 @@ mod tests {
     )]
     fn the_seed_password_flag_is_not_taken_for_a_setting() {
         figment::Jail::expect_with(|jail| {
+            // Only what this test sets: CI runs with the services' GAD_* URLs.
+            jail.clear_env();
             jail.set_env("GAD_SEED_PASSWORD", "demo-password-1");
             jail.set_env("GAD_NATS__URL", "nats://10.0.0.1:4222");
             let probe: Probe = load("workers").map_err(|e| e.to_string())?;
