@@ -49,6 +49,9 @@
 #   BENCH_WORKER_GROUPS=[geo]  worker groups started (no spaces: [geo,tasks]); [] with
 #                              BENCH_NO_PROBE=true BENCH_PHASES=1 BENCH_DRAIN_TIMEOUT_S=1 measures ingress alone
 #   BENCH_RATE_LIMITS=false    ingress rate limits (§6.4) on or off
+#   BENCH_USERS=1              bench_pipeline: distinct callers, used in turn (rate limits are per
+#                              usuario); above 505 (the seed's nivel >= 2), supervisors
+#                              bench-sup-<n>@bench.invalid are added to gad_bench first
 #   BENCH_DB=gad_bench         database name (dropped and re-created unless BENCH_SKIP_SEED=1)
 #   BENCH_KEEP_RUNNING=1       leave the services running after the benchmark (until Ctrl-C)
 #   BENCH_QUIET_MAX_PCT=15     before starting, wait until at most this share of all cores is busy
@@ -516,6 +519,17 @@ done
 BENCH_TOKEN="$("$BIN/gad" token --email supervisor1@seed.invalid | tr -d '[:space:]')"
 [ -n "$BENCH_TOKEN" ] || die "gad token printed nothing"
 export BENCH_TOKEN BENCH_DATABASE_URL BENCH_DURATION_S
+BENCH_USERS="${BENCH_USERS:-1}"
+if [ "$BENCH_USERS" -gt 1 ]; then
+    # The nearest job needs nivel >= 2: top the seed's supervisors up to BENCH_USERS.
+    psql_url "$BENCH_DATABASE_URL" "INSERT INTO usuarios (dni, nombre, apellido, email, hashed_password, verificado, nivel)
+        SELECT 'BS' || lpad(g::text, 8, '0'), 'Bench', 'Supervisor', 'bench-sup-' || g || '@bench.invalid', 'x', true, 2
+        FROM generate_series(1, $BENCH_USERS) g ON CONFLICT DO NOTHING" >/dev/null
+    BENCH_TOKENS_FILE="$BENCH_DIR/tokens"
+    (umask 077 && "$BIN/gad" token --supervisors "$BENCH_USERS" >"$BENCH_TOKENS_FILE") \
+        || die "gad token --supervisors $BENCH_USERS failed"
+    export BENCH_TOKENS_FILE
+fi
 
 cpu_args=()
 for name in "${NAMES[@]}"; do

@@ -50,6 +50,10 @@ struct Args {
     /// Supervisor access token.
     #[arg(long, env = "BENCH_TOKEN", hide_env_values = true)]
     token: Option<String>,
+    /// Tokens of many usuarios, one per line, used in turn (rate limits are
+    /// per usuario); replaces `--token` for the load.
+    #[arg(long, env = "BENCH_TOKENS_FILE")]
+    tokens_file: Option<std::path::PathBuf>,
     /// Database of the seeded bench data (phase 3).
     #[arg(long, env = "BENCH_DATABASE_URL", hide_env_values = true)]
     database_url: Option<String>,
@@ -138,11 +142,13 @@ fn histogram() -> anyhow::Result<Histogram<u64>> {
 struct Target {
     addr: String,
     authority: HeaderValue,
-    auth: HeaderValue,
+    /// Used in turn, one per request.
+    auth: Vec<HeaderValue>,
+    turn: std::sync::atomic::AtomicUsize,
 }
 
 impl Target {
-    fn new(url: &str, token: &str) -> anyhow::Result<Self> {
+    fn new(url: &str, tokens: &[String]) -> anyhow::Result<Self> {
         let rest = url
             .strip_prefix("http://")
             .ok_or_else(|| anyhow!("ingress URL must be http://host:port"))?;
@@ -153,8 +159,17 @@ impl Target {
         Ok(Self {
             addr: authority.clone(),
             authority: HeaderValue::from_str(&authority)?,
-            auth: HeaderValue::from_str(&format!("Bearer {}", token.trim()))?,
+            auth: tokens
+                .iter()
+                .map(|t| HeaderValue::from_str(&format!("Bearer {}", t.trim())))
+                .collect::<Result<_, _>>()?,
+            turn: std::sync::atomic::AtomicUsize::new(0),
         })
+    }
+
+    fn auth(&self) -> HeaderValue {
+        let i = self.turn.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        self.auth[i % self.auth.len()].clone()
     }
 
     async fn connect(&self) -> anyhow::Result<SendRequest<Empty<Bytes>>> {
@@ -172,7 +187,7 @@ impl Target {
         let lng = rng.random_range(LNG.0..LNG.1);
         let mut b = Request::get(format!("/api/v1/geo/nearest?lat={lat:.6}&lng={lng:.6}&k={K}"))
             .header(HOST, self.authority.clone())
-            .header(AUTHORIZATION, self.auth.clone());
+            .header(AUTHORIZATION, self.auth());
         if let Some(w) = wait {
             b = b.header("prefer", w.clone());
         }
@@ -934,11 +949,24 @@ async fn main() -> anyhow::Result<()> {
     if args.cleanup {
         return cleanup(&args).await;
     }
-    let token = args
-        .token
-        .clone()
-        .ok_or_else(|| anyhow!("--token / BENCH_TOKEN is required"))?;
-    let target = Arc::new(Target::new(&args.ingress_url, &token)?);
+    let tokens: Vec<String> = match &args.tokens_file {
+        Some(path) => std::fs::read_to_string(path)
+            .with_context(|| format!("reading {}", path.display()))?
+            .lines()
+            .filter(|l| !l.trim().is_empty())
+            .map(str::to_string)
+            .collect(),
+        None => vec![
+            args.token
+                .clone()
+                .ok_or_else(|| anyhow!("--token / BENCH_TOKEN is required"))?,
+        ],
+    };
+    if tokens.is_empty() {
+        bail!("no tokens in --tokens-file");
+    }
+    println!("callers: {} distinct usuarios, used in turn", tokens.len());
+    let target = Arc::new(Target::new(&args.ingress_url, &tokens)?);
     let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
     println!(
         "GAD pipeline benchmark: ingress {}, NATS {} (prefix {}), {cores} cores shared by servers and load generator",

@@ -40,10 +40,14 @@ enum Command {
     },
     /// Print an access token for an existing usuario (local use and tests).
     Token {
-        #[arg(long, conflicts_with = "user_id")]
+        #[arg(long, conflicts_with_all = ["user_id", "supervisors"])]
         email: Option<String>,
-        #[arg(long)]
+        #[arg(long, conflicts_with = "supervisors")]
         user_id: Option<i64>,
+        /// One token per line for the first N active usuarios of nivel ≥ 2
+        /// (benchmarks that need many distinct callers).
+        #[arg(long)]
+        supervisors: Option<i64>,
     },
     /// Operate the dead-letter queue (the same rules as `/api/v1/admin/dlq`).
     Dlq {
@@ -149,7 +153,27 @@ async fn main() -> anyhow::Result<()> {
                 println!("password of every seeded usuario (shown once): {p}");
             }
         }
-        Command::Token { email, user_id } => {
+        Command::Token {
+            supervisors: Some(n), ..
+        } => {
+            settings::check_jwt_secret(&settings.auth)?;
+            let pool = database(&settings).await?;
+            let rows: Vec<(i64, i16)> = sqlx::query_as(
+                "SELECT id, nivel FROM usuarios WHERE nivel >= 2 AND deleted_at IS NULL ORDER BY id LIMIT $1",
+            )
+            .bind(n)
+            .fetch_all(&pool)
+            .await?;
+            if (rows.len() as i64) < n {
+                bail!("only {} active usuarios of nivel >= 2, not {n}", rows.len());
+            }
+            let issuer = TokenIssuer::new(&settings.auth);
+            for (id, nivel) in rows {
+                let (token, _) = issuer.issue(id, nivel as u8).map_err(|e| anyhow::anyhow!(e))?;
+                println!("{token}");
+            }
+        }
+        Command::Token { email, user_id, .. } => {
             settings::check_jwt_secret(&settings.auth)?;
             let pool = database(&settings).await?;
             let row: Option<(i64, i16)> = match (email, user_id) {
