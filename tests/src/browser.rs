@@ -113,16 +113,26 @@ impl Browser {
 
     /// Waits until `css` matches nothing (an element went away).
     pub async fn wait_gone(&self, css: &str, within: Duration) -> anyhow::Result<()> {
+        let script = "return document.querySelector(arguments[0]) === null;";
+        self.poll(&format!("{css} gone"), within, script, vec![json!(css)])
+            .await
+    }
+
+    /// Waits until `script` (a function body) returns `true`; `what` names
+    /// the condition in the error.
+    pub async fn wait_until(&self, what: &str, within: Duration, script: &str) -> anyhow::Result<()> {
+        self.poll(what, within, script, vec![]).await
+    }
+
+    async fn poll(&self, what: &str, within: Duration, script: &str, args: Vec<Value>) -> anyhow::Result<()> {
         let deadline = tokio::time::Instant::now() + within;
-        loop {
-            if self.client.find_all(Locator::Css(css)).await?.is_empty() {
-                return Ok(());
-            }
+        while self.eval(script, args.clone()).await? != json!(true) {
             if tokio::time::Instant::now() >= deadline {
-                bail!("{css} still there after {within:?}");
+                bail!("not within {within:?}: {what}");
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
+        Ok(())
     }
 
     /// A real mouse click at a point of the viewport (CSS pixels): what a

@@ -75,3 +75,17 @@ pub async fn load_id(browser: &Browser) -> anyhow::Result<String> {
         .await?;
     Ok(id.as_str().unwrap_or_default().to_string())
 }
+
+/// The `data-id`s of the elements matching `css`, in document order.
+pub async fn ids_of(browser: &Browser, css: &str) -> anyhow::Result<Vec<i64>> {
+    let ids = browser
+        .eval(
+            "return [...document.querySelectorAll(arguments[0])].map((n) => Number(n.dataset.id));",
+            vec![serde_json::json!(css)],
+        )
+        .await?;
+    Ok(ids
+        .as_array()
+        .map(|a| a.iter().filter_map(serde_json::Value::as_i64).collect())
+        .unwrap_or_default())
+}

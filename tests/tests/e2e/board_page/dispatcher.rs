@@ -6,9 +6,9 @@
 use anyhow::{Context, ensure};
 use gad_e2e::browser::Browser;
 use gad_e2e::{SEED_PASSWORD, TestApp};
-use serde_json::{Value, json};
+use serde_json::json;
 
-use super::{WITHIN, finish, load_id, log_in, open, wait_live};
+use super::{WITHIN, finish, ids_of, load_id, log_in, open, wait_live};
 
 #[tokio::test]
 async fn a_supervisor_dispatches_an_emergency_by_clicking_the_map_and_finishes_it() -> anyhow::Result<()> {
@@ -107,15 +107,16 @@ async fn scenario(app: &TestApp, browser: &mut Browser) -> anyhow::Result<()> {
         .await?
         .select_by_value("5")
         .await?;
-    wait_until(
-        browser,
-        "every listed task is critical",
-        &format!(
-            "const rows = [...document.querySelectorAll('tr.task')];
+    browser
+        .wait_until(
+            "every listed task is critical",
+            WITHIN,
+            &format!(
+                "const rows = [...document.querySelectorAll('tr.task')];
          return rows.some((r) => r.dataset.id === '{tarea}') && rows.every((r) => r.querySelector('.prio.p-5'));"
-        ),
-    )
-    .await?;
+            ),
+        )
+        .await?;
     browser.screenshot("critical-only").await?;
     browser
         .wait_for("#filter-prioridad", WITHIN)
@@ -151,16 +152,6 @@ async fn scenario(app: &TestApp, browser: &mut Browser) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Polls `script` (returning a boolean) until it is true.
-async fn wait_until(browser: &Browser, what: &str, script: &str) -> anyhow::Result<()> {
-    let deadline = tokio::time::Instant::now() + WITHIN;
-    while browser.eval(script, vec![]).await? != json!(true) {
-        anyhow::ensure!(tokio::time::Instant::now() < deadline, "not within {WITHIN:?}: {what}");
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-    }
-    Ok(())
-}
-
 /// The viewport position of an element's centre.
 async fn centre_of(browser: &Browser, css: &str) -> anyhow::Result<(f64, f64)> {
     let at = browser
@@ -174,17 +165,4 @@ async fn centre_of(browser: &Browser, css: &str) -> anyhow::Result<(f64, f64)> {
         (Some(x), Some(y)) => Ok((x, y)),
         _ => anyhow::bail!("no position for {css}: {at}"),
     }
-}
-
-async fn ids_of(browser: &Browser, css: &str) -> anyhow::Result<Vec<i64>> {
-    let ids = browser
-        .eval(
-            "return [...document.querySelectorAll(arguments[0])].map((n) => Number(n.dataset.id));",
-            vec![json!(css)],
-        )
-        .await?;
-    Ok(ids
-        .as_array()
-        .map(|a| a.iter().filter_map(Value::as_i64).collect())
-        .unwrap_or_default())
 }

@@ -7,9 +7,9 @@ use chrono::Utc;
 use gad_e2e::browser::Browser;
 use gad_e2e::{SEED_PASSWORD, TestApp};
 use reqwest::{Method, StatusCode};
-use serde_json::{Value, json};
+use serde_json::json;
 
-use super::{WITHIN, finish, load_id, log_in, open, wait_live};
+use super::{WITHIN, finish, ids_of, load_id, log_in, open, wait_live};
 use crate::auth::{send_waiting, token_for};
 
 #[tokio::test]
@@ -52,7 +52,7 @@ async fn scenario(app: &TestApp, browser: &mut Browser) -> anyhow::Result<()> {
         .iter()
         .filter_map(|t| t["id"].as_i64())
         .collect();
-    let mut shown = row_ids(browser).await?;
+    let mut shown = ids_of(browser, "tr.task").await?;
     expected.sort_unstable();
     shown.sort_unstable();
     ensure!(expected.len() >= 2, "the API gives {} own tasks", expected.len());
@@ -103,17 +103,4 @@ async fn scenario(app: &TestApp, browser: &mut Browser) -> anyhow::Result<()> {
     ensure!(load_id(browser).await? == loaded, "the page reloaded");
     browser.screenshot("assigned-live").await?;
     Ok(())
-}
-
-async fn row_ids(browser: &Browser) -> anyhow::Result<Vec<i64>> {
-    let ids = browser
-        .eval(
-            "return [...document.querySelectorAll('tr.task')].map((n) => Number(n.dataset.id));",
-            vec![],
-        )
-        .await?;
-    Ok(ids
-        .as_array()
-        .map(|a| a.iter().filter_map(Value::as_i64).collect())
-        .unwrap_or_default())
 }
