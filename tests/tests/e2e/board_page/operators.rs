@@ -1,6 +1,6 @@
 //! An administrator's operators' view: a wrong password is told plainly,
-//! the pipeline's figures are on screen, and a dead job is replayed from
-//! the DLQ with a click and runs again.
+//! the pipeline's figures are on screen, a dead job is replayed from the DLQ
+//! with a click and runs again, and another is discarded.
 
 use std::time::Duration;
 
@@ -20,6 +20,7 @@ async fn an_administrator_sees_the_pipeline_and_replays_a_dead_job() -> anyhow::
 
 async fn scenario(app: &TestApp, browser: &mut Browser) -> anyhow::Result<()> {
     let dead = dead_job(app, app.admin.id).await?;
+    let unwanted = dead_job(app, app.admin.id).await?;
 
     log_in(browser, app, &app.admin.email, "not-the-password").await?;
     let error = browser.wait_for("#login-error:not(:empty)", WITHIN).await?;
@@ -41,7 +42,7 @@ async fn scenario(app: &TestApp, browser: &mut Browser) -> anyhow::Result<()> {
     let ws = browser.wait_for("#ops-ws tbody", WITHIN).await?.text().await?;
     ensure!(ws.contains("Conexiones"), "no WebSocket figures: {ws}");
     let size = browser.wait_for("#dlq-size", WITHIN).await?.text().await?;
-    ensure!(size == "1", "the DLQ size reads {size}");
+    ensure!(size == "2", "the DLQ size reads {size}");
     browser.screenshot("operators").await?;
 
     browser
@@ -56,6 +57,31 @@ async fn scenario(app: &TestApp, browser: &mut Browser) -> anyhow::Result<()> {
     let status = wait_status(app, dead, "succeeded").await?;
     ensure!(status == "succeeded", "the replayed job is {status}");
     browser.screenshot("replayed").await?;
+
+    let other = format!("tr.dlq[data-job-id='{unwanted}']");
+    browser
+        .wait_for(&format!("{other} button[data-dlq='discard']"), WITHIN)
+        .await?
+        .click()
+        .await?;
+    browser
+        .wait_for(
+            &format!("#dlq-message[data-job-id='{unwanted}'][data-op='discard']"),
+            WITHIN,
+        )
+        .await?;
+    browser.wait_gone(&other, WITHIN).await?;
+    let (status, reason): (String, Option<String>) =
+        sqlx::query_as("SELECT status::text, error ->> 'error' FROM jobs WHERE job_id = $1")
+            .bind(unwanted)
+            .fetch_one(&app.db)
+            .await?;
+    ensure!(
+        status == "cancelled" && reason.as_deref() == Some("discarded"),
+        "the discarded job is {status} ({reason:?})"
+    );
+    browser.wait_for("#dlq-list td.note", WITHIN).await?;
+    browser.screenshot("discarded").await?;
     Ok(())
 }
 
