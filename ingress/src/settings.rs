@@ -57,9 +57,6 @@ pub struct IngressSection {
     /// The `secret_token` Telegram sends with webhook updates (secret: never
     /// logged). `None` (polling mode) leaves `POST /api/v1/telegram/webhook` out.
     pub telegram_webhook_secret: Option<Secret>,
-    /// `GET /api/v1/tasks` counts matches up to this many for `X-Total-Count`;
-    /// beyond, it answers `X-Total-Count-More-Than` (a full count scans the table).
-    pub list_count_cap: i64,
     /// The operations board page (`/board`) and where it finds the live feed.
     pub board: crate::routes::board::BoardSettings,
 }
@@ -101,7 +98,6 @@ impl Default for IngressSection {
             shedding: Default::default(),
             admission: Default::default(),
             telegram_webhook_secret: None,
-            list_count_cap: 10_000,
             board: Default::default(),
         }
     }

@@ -11,7 +11,6 @@ use gad_e2e::services::ServiceUrls;
 use gad_e2e::tasks::ServiceTasks;
 use gad_e2e::users::SeedUser;
 use gad_e2e::{ApiResponse, unused_port};
-use gad_ingress::IngressSettings;
 use gad_workers::WorkersSettings;
 use reqwest::Method;
 use serde_json::Value;
@@ -62,14 +61,13 @@ impl CustomApp {
 
     /// Ingress, ready to serve, with this app's isolation.
     pub async fn start_ingress(&mut self) -> anyhow::Result<()> {
-        self.start_ingress_with(|_| {}).await
-    }
-
-    /// [`CustomApp::start_ingress`] with its settings edited by `edit`.
-    pub async fn start_ingress_with(&mut self, edit: impl FnOnce(&mut IngressSettings)) -> anyhow::Result<()> {
-        let mut settings = gad_e2e::ingress::settings(&self.iso, self.iso.nats.clone());
-        edit(&mut settings);
-        let addr = gad_e2e::ingress::start_with(settings, Some(Duration::from_secs(10)), &mut self.tasks).await?;
+        let addr = gad_e2e::ingress::start(
+            &self.iso,
+            self.iso.nats.clone(),
+            Some(Duration::from_secs(10)),
+            &mut self.tasks,
+        )
+        .await?;
         self.http = Some(format!("http://{addr}"));
         Ok(())
     }

@@ -28,8 +28,7 @@ use crate::validate::{Fields, Params};
         ("desde" = Option<chrono::DateTime<chrono::Utc>>, Query, description = "created_at ≥, RFC 3339 with an offset"),
         ("hasta" = Option<chrono::DateTime<chrono::Utc>>, Query, description = "created_at <, RFC 3339 with an offset"),
         ("q" = Option<String>, Query, max_length = 200, description = "In codigo or titulo")),
-    responses((status = 200, description = "Newest first; nivel 1 sees its own only", body = [gad_shared::domain::tarea::Tarea], headers(("x-total-count" = i64, description = "Rows matching the filters, when at most `ingress.list_count_cap`"),
-            ("x-total-count-more-than" = i64, description = "Instead of x-total-count: more rows than this match")))))]
+    responses((status = 200, description = "Newest first; nivel 1 sees its own only", body = [gad_shared::domain::tarea::Tarea], headers(("x-total-count" = i64, description = "Rows matching the filters")))))]
 pub async fn list(
     State(state): State<AppState>,
     Authenticated(caller): Authenticated,
@@ -85,14 +84,9 @@ pub async fn list(
         q,
         own_for: own_for(&caller),
     };
-    let cap = state.settings.ingress.list_count_cap;
-    let (rows, total) = tarea::list(&state.db, &filter, skip, limit, cap).await?;
+    let (rows, total) = tarea::list(&state.db, &filter, skip, limit).await?;
     let mut response = Json(rows).into_response();
-    let (name, value) = match total {
-        tarea::Total::Exact(n) => ("x-total-count", n),
-        tarea::Total::MoreThan(n) => ("x-total-count-more-than", n),
-    };
-    response.headers_mut().insert(name, HeaderValue::from(value));
+    response.headers_mut().insert("x-total-count", HeaderValue::from(total));
     Ok(response)
 }
 

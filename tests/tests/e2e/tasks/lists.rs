@@ -78,32 +78,3 @@ async fn filters_order_and_pages() -> anyhow::Result<()> {
     assert_eq!(r.header("x-total-count"), Some("0"), "{}", r.text);
     app.stop().await
 }
-
-/// A broad filter is counted only up to `ingress.list_count_cap`: past it the
-/// answer says "more than", and a narrow filter still gets its exact count.
-#[tokio::test]
-async fn counts_stop_at_the_cap() -> anyhow::Result<()> {
-    let mut app = crate::custom_app::CustomApp::new(|_| {}).await?;
-    app.start_ingress_with(|s| s.ingress.list_count_cap = 5).await?;
-    let sup = app.user(gad_e2e::users::SUPERVISOR).await?;
-    let r = app
-        .send(reqwest::Method::GET, "/api/v1/tasks?limit=20", &sup.token)
-        .await?;
-    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
-    assert_eq!(ids(&r.body).len(), 20, "the page is not cut by the cap");
-    assert_eq!(r.header("x-total-count"), None);
-    assert_eq!(r.header("x-total-count-more-than"), Some("5"));
-    let (codigo,): (String,) = sqlx::query_as("SELECT codigo FROM tareas WHERE deleted_at IS NULL ORDER BY id LIMIT 1")
-        .fetch_one(&app.db)
-        .await?;
-    let r = app
-        .send(
-            reqwest::Method::GET,
-            &format!("/api/v1/tasks?codigo={codigo}"),
-            &sup.token,
-        )
-        .await?;
-    assert_eq!(r.header("x-total-count"), Some("1"), "{}", r.text);
-    assert_eq!(r.header("x-total-count-more-than"), None);
-    app.stop().await
-}
