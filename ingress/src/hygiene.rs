@@ -59,6 +59,7 @@ pub fn cors(allowed_origins: &[String]) -> Option<CorsLayer> {
                 header::RETRY_AFTER,
                 HeaderName::from_static("x-request-id"),
                 HeaderName::from_static("x-job-id"),
+                HeaderName::from_static("x-total-count"),
                 HeaderName::from_static("x-ratelimit-limit"),
                 HeaderName::from_static("x-ratelimit-remaining"),
                 HeaderName::from_static("x-ratelimit-reset"),

@@ -1,6 +1,8 @@
 // The HTTP API as the board uses it: bearer token, JSON both ways, the
 // error body of domain.md §7, and queued jobs followed to their outcome.
 
+import { uuid } from './dom.js';
+
 const TOKEN_KEY = 'gad.board.token';
 const JOB_POLL_MS = 500;
 const JOB_FOLLOW_MS = 30000;
@@ -57,7 +59,7 @@ export class Api {
     if (!anonymous && this.token) headers.Authorization = `Bearer ${this.token}`;
     if (body !== undefined) headers['Content-Type'] = 'application/json';
     if (wait !== undefined) headers.Prefer = `wait=${wait}`;
-    if (idempotent) headers['Idempotency-Key'] = crypto.randomUUID();
+    if (idempotent) headers['Idempotency-Key'] = uuid();
     const limit = timeoutMs ?? ((wait ?? 0) + 10) * 1000;
     const abort = new AbortController();
     const timer = setTimeout(() => abort.abort(), limit);
@@ -91,7 +93,8 @@ export class Api {
     while (Date.now() < until) {
       await new Promise((resolve) => setTimeout(resolve, JOB_POLL_MS));
       const job = await this.request('GET', statusUrl);
-      if (job.status === 'succeeded') return job.result;
+      // A job's result is what the waiting request would have answered.
+      if (job.status === 'succeeded') return job.result?.body ?? null;
       if (['failed', 'dead', 'cancelled'].includes(job.status)) {
         const error = job.error || { error: job.status, message: `el trabajo terminó: ${job.status}` };
         throw new ApiError(error.http_status || 500, error);

@@ -41,7 +41,7 @@ export class Dispatch {
         body: {
           lat: round(at.lat),
           lng: round(at.lng),
-          reporter: { nombre: this.caller.name },
+          reporter: { nombre: this.caller.name.slice(0, 100) },
           descripcion: `Marcada en el tablero por ${this.caller.name}`,
         },
         wait: DISPATCH_WAIT_S,

@@ -47,3 +47,14 @@ export function dateTime(iso) {
 }
 
 export const PRIORIDADES = { 1: 'BAJA', 2: 'MEDIA', 3: 'ALTA', 4: 'URGENTE', 5: 'CRITICA' };
+
+// crypto.randomUUID exists only in secure contexts (HTTPS or localhost); a
+// board opened over plain HTTP on a LAN address still needs ids.
+export function uuid() {
+  if (crypto.randomUUID) return crypto.randomUUID();
+  const b = crypto.getRandomValues(new Uint8Array(16));
+  b[6] = (b[6] & 0x0f) | 0x40;
+  b[8] = (b[8] & 0x3f) | 0x80;
+  const h = [...b].map((x) => x.toString(16).padStart(2, '0')).join('');
+  return `${h.slice(0, 8)}-${h.slice(8, 12)}-${h.slice(12, 16)}-${h.slice(16, 20)}-${h.slice(20)}`;
+}

@@ -24,6 +24,7 @@ export class Live {
     this.ws = null;
     this.silence = null;
     this.retry = null;
+    this.connectedWith = null;
   }
 
   start(topics) {
@@ -53,6 +54,7 @@ export class Live {
       : this.url;
     const ws = new WebSocket(`${base}${base.includes('?') ? '&' : '?'}token=${encodeURIComponent(token)}`);
     this.ws = ws;
+    this.connectedWith = token;
     ws.onmessage = (message) => this.receive(message.data);
     ws.onclose = (close) => this.closed(ws, close);
     this.heard();
@@ -66,7 +68,22 @@ export class Live {
 
   heard() {
     clearTimeout(this.silence);
-    this.silence = setTimeout(() => this.ws && this.ws.close(4001, 'silence'), SILENCE_MS);
+    this.silence = setTimeout(() => this.dead(), SILENCE_MS);
+  }
+
+  // A silent link may never finish a closing handshake: forget it and
+  // reconnect now, as if it had closed.
+  dead() {
+    const ws = this.ws;
+    if (!ws) return;
+    ws.onmessage = null;
+    ws.onclose = null;
+    try {
+      ws.close(4001, 'silence');
+    } catch {
+      // Already closing.
+    }
+    this.closed(ws, { code: 4001, reason: 'heartbeat_timeout' });
   }
 
   receive(text) {
@@ -82,6 +99,8 @@ export class Live {
       case 'connection_ack':
         for (const topic of data.subscribed || []) this.wanted.add(topic);
         this.attempt = 0;
+        // Renewed while connecting: this socket still holds the old token.
+        if (this.tokenOf() !== this.connectedWith) this.send('auth', { token: this.tokenOf() });
         this.handlers.onState('live');
         this.rejoin();
         return;

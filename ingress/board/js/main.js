@@ -2,7 +2,7 @@
 // map, the task list, dispatch, alerts and (nivel 3) the operators' view
 // to the API and the live feed.
 
-import { $, PRIORIDADES } from './dom.js';
+import { $, PRIORIDADES, uuid } from './dom.js';
 import { Api } from './api.js';
 import { Live } from './live.js';
 import { CityMap } from './map.js';
@@ -16,6 +16,8 @@ const MAP_CENTER = { lat: -34.616, lng: -58.433 };
 const MAP_RADIUS_M = 16000;
 const MAP_LIMIT = 2000;
 const MAP_WAIT_S = 15;
+// Events kept while a snapshot loads; past it, the snapshot is taken again.
+const HELD_MAX = 5000;
 // A token is renewed at this share of its lifetime, before the feed closes it.
 const RENEW_AT = 0.8;
 
@@ -25,7 +27,7 @@ const api = new Api();
 let session = null;
 
 // Lets a browser test tell a live update from a reload.
-document.documentElement.dataset.loadId = crypto.randomUUID();
+document.documentElement.dataset.loadId = uuid();
 
 async function boot() {
   $('#login-form').addEventListener('submit', login);
@@ -76,14 +78,43 @@ async function begin(expiresIn) {
 
   const map = new CityMap($('#map'));
   const tasks = new TaskList(api, map, caller);
+  // Events that arrive while a snapshot loads wait for it, then apply in
+  // order on top of it: the feed opens first, so nothing falls in between.
+  let loading = null;
+  let overflowed = false;
+  const held = [];
+  const hold = (frame) => {
+    if (held.length < HELD_MAX) held.push(frame);
+    else overflowed = true;
+  };
+  const apply = (frame) => {
+    tasks.onEvent(frame);
+    alerts.onEvent(frame);
+    units(map, frame);
+  };
+  const reload = async () => {
+    if (loading) return loading;
+    loading = Promise.all([loadMap(map, caller), tasks.load()]);
+    try {
+      await loading;
+    } finally {
+      loading = null;
+      for (const frame of held.splice(0)) apply(frame);
+    }
+    // More changed during the load than was kept: the snapshot is stale.
+    if (overflowed) {
+      overflowed = false;
+      await reload();
+    }
+  };
   const live = new Live(config.ws_url, () => api.token, {
-    onEvent: (frame) => route(frame),
+    onEvent: (frame) => (loading ? hold(frame) : apply(frame)),
     onState: (state, detail) => liveState(state, detail),
     onResync: () => {
       // Counted where a test (or a curious operator) can read it.
       const root = document.documentElement;
       root.dataset.resyncs = String(Number(root.dataset.resyncs || 0) + 1);
-      reload();
+      reload().catch((e) => ($('#map-note').textContent = `No se pudo recargar: ${e.message}`));
     },
     onRevoked: () => endSession('Su sesión fue cerrada; ingrese de nuevo.'),
   });
@@ -93,15 +124,20 @@ async function begin(expiresIn) {
   session = { caller, map, tasks, live, alerts, ops, renew: null };
   setupTabs(ops);
 
-  const route = (frame) => {
-    tasks.onEvent(frame);
-    alerts.onEvent(frame);
-    units(map, frame);
-  };
-  const reload = () => Promise.all([loadMap(map, caller), tasks.load()]);
-  await reload();
+  if (caller.nivel < 2) {
+    // Its own unit's topic needs the unit's id first.
+    await ownUnit(map, caller).catch((e) => endSession(`No se pudo cargar el tablero: ${e.message}`));
+    if (!session) return;
+  }
   const own = caller.efectivoId ? [`efectivos.${caller.efectivoId}`] : [];
   live.start(caller.nivel >= 2 ? ['tasks', 'efectivos', 'alerts'] : own);
+  try {
+    await reload();
+  } catch (e) {
+    // A half-built board must not stay behind: leave through a reload.
+    endSession(`No se pudo cargar el tablero: ${e.message}`);
+    return;
+  }
   scheduleRenew(expiresIn);
 }
 
@@ -126,11 +162,16 @@ async function loadMap(map, caller) {
     $('#map-note').textContent = cut ? `Se muestran los ${MAP_LIMIT} más cercanos al centro.` : '';
     return;
   }
-  // nivel 1: its own unit; its tasks come with the task list.
+  // nivel 1: its own unit (drawn by ownUnit); its tasks come with the task list.
+  if (caller.unit) map.upsertUnit(caller.unit);
+}
+
+// nivel 1's own efectivo, if it has one.
+async function ownUnit(map, caller) {
   try {
     const me = await api.request('GET', '/api/v1/efectivos/me');
     caller.efectivoId = me.id;
-    map.upsertUnit({ efectivo_id: me.id, lat: me.lat, lng: me.lng, disponibilidad: me.disponibilidad, codigo_interno: me.codigo_interno });
+    caller.unit = { efectivo_id: me.id, lat: me.lat, lng: me.lng, disponibilidad: me.disponibilidad, codigo_interno: me.codigo_interno };
   } catch (e) {
     if (e.status !== 404) throw e;
   }

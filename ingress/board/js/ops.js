@@ -78,16 +78,18 @@ export class Ops {
       return;
     }
     for (const job of jobs) {
+      // An undecodable DLQ message has no job id: its DLQ sequence names it.
+      const id = String(job.job_id ?? job.dlq?.seq ?? '?');
       const error = job.error ? `${job.error.error}: ${job.error.message}` : '';
       const buttons = el('div', { class: 'actions' });
       for (const [op, label] of [['replay', 'reintentar'], ['discard', 'descartar']]) {
-        buttons.append(el('button', { type: 'button', 'data-dlq': op, text: label, onclick: () => this.act(job, op, buttons) }));
+        buttons.append(el('button', { type: 'button', 'data-dlq': op, text: label, onclick: () => this.act(id, op, buttons) }));
       }
       this.dlqBody.append(
         el(
           'tr',
-          { class: 'dlq', 'data-job-id': job.job_id },
-          el('td', { title: job.job_id, text: job.job_id.slice(0, 8) }),
+          { class: 'dlq', 'data-job-id': id },
+          el('td', { title: id, text: id.slice(0, 8) }),
           el('td', { text: job.kind }),
           el('td', { class: 'num', text: `${job.attempts}/${job.max_attempts}` }),
           el('td', { text: error }),
@@ -98,17 +100,17 @@ export class Ops {
     }
   }
 
-  async act(job, op, buttons) {
+  async act(id, op, buttons) {
     for (const b of buttons.querySelectorAll('button')) b.disabled = true;
+    const message = $('#dlq-message');
     try {
-      const after = await this.api.request('POST', `/api/v1/admin/dlq/${job.job_id}/${op}`);
-      $('#dlq-message').textContent =
-        op === 'replay' ? `Trabajo ${job.job_id} reencolado (${after.status}).` : `Trabajo ${job.job_id} descartado.`;
-      $('#dlq-message').dataset.jobId = job.job_id;
-      $('#dlq-message').dataset.op = op;
+      const after = await this.api.request('POST', `/api/v1/admin/dlq/${encodeURIComponent(id)}/${op}`);
+      message.textContent = op === 'replay' ? `Trabajo ${id} reencolado (${after.status}).` : `Trabajo ${id} descartado.`;
+      message.dataset.jobId = id;
+      message.dataset.op = op;
       await this.refresh();
     } catch (e) {
-      $('#dlq-message').textContent = `${job.job_id}: ${e.message}`;
+      message.textContent = `${id}: ${e.message}`;
       for (const b of buttons.querySelectorAll('button')) b.disabled = false;
     }
   }

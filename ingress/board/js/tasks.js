@@ -86,7 +86,6 @@ export class TaskList {
     else if (append) this.body.append(next);
     else this.body.prepend(next);
     if (fresh) next.classList.add('fresh');
-    this.error.textContent = '';
   }
 
   render(t) {
@@ -129,6 +128,7 @@ export class TaskList {
     try {
       const body = motivo ? { motivo } : {};
       const tarea = await this.api.request('POST', `/api/v1/tasks/${t.id}/${action}`, { body, wait: ACTION_WAIT_S, idempotent: true });
+      this.error.textContent = '';
       this.apply(tarea);
     } catch (e) {
       this.error.textContent = `${t.codigo}: ${e.message}`;

@@ -18,6 +18,8 @@ pub enum ImportError {
     Checkpoint { path: PathBuf, reason: String },
     #[error("NATS: {0}")]
     Nats(String),
+    #[error("reading the file stopped unexpectedly (the row reader panicked); a re-run resumes at the checkpoint")]
+    Planner,
     /// Rows NATS did not take after every retry; what came before the
     /// checkpoint line is safe, and a re-run resumes after it.
     #[error("NATS did not accept the row of line {line}: {reason}")]

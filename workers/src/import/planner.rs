@@ -83,7 +83,16 @@ impl Planner {
 
     /// The next row in file order; `None` at the end of the file.
     pub async fn next(&mut self) -> Option<Result<Planned, ImportError>> {
-        self.rows.recv().await
+        if let Some(row) = self.rows.recv().await {
+            return Some(row);
+        }
+        // The channel closes at the end of the file, and also when the
+        // thread died: a panic must not read as "every row done".
+        let thread = self.thread.take()?;
+        match tokio::task::spawn_blocking(move || thread.join()).await {
+            Ok(Ok(())) => None,
+            _ => Some(Err(ImportError::Planner)),
+        }
     }
 }
 
