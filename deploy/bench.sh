@@ -217,16 +217,20 @@ start_own_nats() { # a private NATS (same binary as deploy/services.sh's) with i
     log "started own NATS $("$nats_bin" --version) on $GAD_NATS__URL (pid $(cat "$BENCH_DIR/nats-server.pid"))"
 }
 
+terminate() { # $1 = pid: TERM, then KILL if it still runs after 20 s
+    local deadline=$((SECONDS + 20))
+    kill -TERM "$1" 2>/dev/null || true
+    while kill -0 "$1" 2>/dev/null; do
+        if [ "$SECONDS" -ge "$deadline" ]; then kill -KILL "$1" 2>/dev/null || true; break; fi
+        sleep 0.2
+    done
+}
+
 stop_own_nats() {
-    local pid deadline
+    local pid
     if pid="$(live_pid nats-server)"; then
         log "stopping own NATS (pid $pid)"
-        kill -TERM "$pid" 2>/dev/null || true
-        deadline=$((SECONDS + 20))
-        while kill -0 "$pid" 2>/dev/null; do
-            if [ "$SECONDS" -ge "$deadline" ]; then kill -KILL "$pid" 2>/dev/null || true; break; fi
-            sleep 0.2
-        done
+        terminate "$pid"
     fi
     rm -f "$BENCH_DIR/nats-server.pid"
     rm -rf "$BENCH_NATS_STORE"
@@ -274,16 +278,11 @@ start_nats_cluster() {
 }
 
 stop_nats_cluster() {
-    local i pid deadline
+    local i pid
     for i in 0 1 2; do
         if pid="$(live_pid "nats-server-$i")"; then
             log "stopping NATS cluster node n$i (pid $pid)"
-            kill -TERM "$pid" 2>/dev/null || true
-            deadline=$((SECONDS + 20))
-            while kill -0 "$pid" 2>/dev/null; do
-                if [ "$SECONDS" -ge "$deadline" ]; then kill -KILL "$pid" 2>/dev/null || true; break; fi
-                sleep 0.2
-            done
+            terminate "$pid"
         fi
         rm -f "$BENCH_DIR/nats-server-$i.pid"
     done

@@ -3,7 +3,8 @@
 //! `deploy/services.sh up` installs (`.local/venv/bin/nats-server`), else
 //! `nats-server` on the PATH.
 
-use std::path::PathBuf;
+use std::ffi::OsStr;
+use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::Duration;
 
@@ -31,6 +32,22 @@ pub fn binary() -> PathBuf {
     }
 }
 
+/// Starts `binary` with `args`, quiet, killed when the handle is dropped.
+pub fn spawn<I, S>(binary: &Path, args: I) -> anyhow::Result<Child>
+where
+    I: IntoIterator<Item = S>,
+    S: AsRef<OsStr>,
+{
+    Command::new(binary)
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .with_context(|| format!("starting {}", binary.display()))
+}
+
 impl NatsServer {
     /// Starts a JetStream server on a free port and waits until it accepts clients.
     pub async fn start() -> anyhow::Result<Self> {
@@ -54,16 +71,9 @@ impl NatsServer {
     /// Starts the server again on the same port and store.
     pub async fn up(&mut self) -> anyhow::Result<()> {
         anyhow::ensure!(self.child.is_none(), "already running");
-        let child = Command::new(&self.binary)
-            .args(["-a", "127.0.0.1", "-p", &self.port.to_string(), "-js", "-sd"])
-            .arg(&self.store)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .kill_on_drop(true)
-            .spawn()
-            .with_context(|| format!("starting {}", self.binary.display()))?;
-        self.child = Some(child);
+        let port = self.port.to_string();
+        let flags = ["-a", "127.0.0.1", "-p", &port, "-js", "-sd"].map(OsStr::new);
+        self.child = Some(spawn(&self.binary, flags.into_iter().chain([self.store.as_os_str()]))?);
         let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
         loop {
             if let Ok(Ok(client)) = tokio::time::timeout(Duration::from_secs(1), async_nats::connect(self.url())).await

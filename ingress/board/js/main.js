@@ -76,6 +76,7 @@ async function begin(expiresIn) {
   $('#whoami').textContent = `${caller.name} · nivel ${caller.nivel}`;
   document.body.dataset.nivel = caller.nivel;
 
+  const board = $('#board');
   const map = new CityMap($('#map'));
   const tasks = new TaskList(api, map, caller);
   // Events that arrive while a snapshot loads wait for it, then apply in
@@ -94,9 +95,12 @@ async function begin(expiresIn) {
   };
   const reload = async () => {
     if (loading) return loading;
+    // The feed may be live before the snapshot is in: say which is which.
+    board.dataset.ready = 'false';
     loading = Promise.all([loadMap(map, caller), tasks.load()]);
     try {
       await loading;
+      board.dataset.ready = 'true';
     } finally {
       loading = null;
       for (const frame of held.splice(0)) apply(frame);
@@ -121,7 +125,7 @@ async function begin(expiresIn) {
   const alerts = new Alerts(live);
   new Dispatch(api, map, caller);
   const ops = caller.nivel >= 3 ? new Ops(api) : null;
-  session = { caller, map, tasks, live, alerts, ops, renew: null };
+  session = { live, ops, renew: null };
   setupTabs(ops);
 
   if (caller.nivel < 2) {
@@ -129,7 +133,7 @@ async function begin(expiresIn) {
     await ownUnit(map, caller).catch((e) => endSession(`No se pudo cargar el tablero: ${e.message}`));
     if (!session) return;
   }
-  const own = caller.efectivoId ? [`efectivos.${caller.efectivoId}`] : [];
+  const own = caller.unit ? [`efectivos.${caller.unit.efectivo_id}`] : [];
   live.start(caller.nivel >= 2 ? ['tasks', 'efectivos', 'alerts'] : own);
   try {
     await reload();
@@ -170,7 +174,6 @@ async function loadMap(map, caller) {
 async function ownUnit(map, caller) {
   try {
     const me = await api.request('GET', '/api/v1/efectivos/me');
-    caller.efectivoId = me.id;
     caller.unit = { efectivo_id: me.id, lat: me.lat, lng: me.lng, disponibilidad: me.disponibilidad, codigo_interno: me.codigo_interno };
   } catch (e) {
     if (e.status !== 404) throw e;

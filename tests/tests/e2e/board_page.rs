@@ -31,12 +31,10 @@ pub async fn open(test: &str) -> anyhow::Result<(TestApp, Browser)> {
 /// Ends a test: a screenshot of the page as it failed, then the browser and
 /// the services stop whatever the outcome.
 pub async fn finish(app: TestApp, mut browser: Browser, outcome: anyhow::Result<()>) -> anyhow::Result<()> {
-    if outcome.is_err()
-        && let Ok(path) = browser.screenshot("failure").await
-    {
-        eprintln!("failure screenshot: {}", path.display());
-    }
     if outcome.is_err() {
+        if let Ok(path) = browser.screenshot("failure").await {
+            eprintln!("failure screenshot: {}", path.display());
+        }
         // A blank page is most often a module that did not load: say which.
         let modules = browser.eval(MODULE_PROBE, vec![]).await;
         eprintln!("board modules: {modules:?}");
@@ -64,7 +62,9 @@ pub async fn log_in(browser: &Browser, app: &TestApp, email: &str, password: &st
 
 /// Logged in, data loaded and the live feed connected.
 pub async fn wait_live(browser: &Browser) -> anyhow::Result<()> {
-    browser.wait_for("#live-status[data-state='live']", WITHIN).await?;
+    browser
+        .wait_for("#board[data-ready='true'] #live-status[data-state='live']", WITHIN)
+        .await?;
     Ok(())
 }
 

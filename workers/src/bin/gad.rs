@@ -154,52 +154,49 @@ async fn main() -> anyhow::Result<()> {
             }
         }
         Command::Token {
-            supervisors: Some(n), ..
+            email,
+            user_id,
+            supervisors,
         } => {
             settings::check_jwt_secret(&settings.auth)?;
             let pool = database(&settings).await?;
-            let rows: Vec<(i64, i16)> = sqlx::query_as(
-                "SELECT id, nivel FROM usuarios WHERE nivel >= 2 AND deleted_at IS NULL ORDER BY id LIMIT $1",
-            )
-            .bind(n)
-            .fetch_all(&pool)
-            .await?;
-            if (rows.len() as i64) < n {
-                bail!("only {} active usuarios of nivel >= 2, not {n}", rows.len());
+            let rows: Vec<(i64, i16)> = match (email, user_id, supervisors) {
+                (Some(e), _, _) => {
+                    sqlx::query_as(
+                        "SELECT id, nivel FROM usuarios WHERE lower(email) = lower($1) AND deleted_at IS NULL",
+                    )
+                    .bind(e)
+                    .fetch_all(&pool)
+                    .await?
+                }
+                (None, Some(id), _) => {
+                    sqlx::query_as("SELECT id, nivel FROM usuarios WHERE id = $1 AND deleted_at IS NULL")
+                        .bind(id)
+                        .fetch_all(&pool)
+                        .await?
+                }
+                (None, None, Some(n)) => {
+                    let rows: Vec<(i64, i16)> = sqlx::query_as(
+                        "SELECT id, nivel FROM usuarios WHERE nivel >= 2 AND deleted_at IS NULL ORDER BY id LIMIT $1",
+                    )
+                    .bind(n)
+                    .fetch_all(&pool)
+                    .await?;
+                    if (rows.len() as i64) < n {
+                        bail!("only {} active usuarios of nivel >= 2, not {n}", rows.len());
+                    }
+                    rows
+                }
+                (None, None, None) => bail!("give --email, --user-id or --supervisors"),
+            };
+            if rows.is_empty() {
+                bail!("no such active usuario");
             }
             let issuer = TokenIssuer::new(&settings.auth);
             for (id, nivel) in rows {
                 let (token, _) = issuer.issue(id, nivel as u8).map_err(|e| anyhow::anyhow!(e))?;
                 println!("{token}");
             }
-        }
-        Command::Token { email, user_id, .. } => {
-            settings::check_jwt_secret(&settings.auth)?;
-            let pool = database(&settings).await?;
-            let row: Option<(i64, i16)> = match (email, user_id) {
-                (Some(e), _) => {
-                    sqlx::query_as(
-                        "SELECT id, nivel FROM usuarios WHERE lower(email) = lower($1) AND deleted_at IS NULL",
-                    )
-                    .bind(e)
-                    .fetch_optional(&pool)
-                    .await?
-                }
-                (None, Some(id)) => {
-                    sqlx::query_as("SELECT id, nivel FROM usuarios WHERE id = $1 AND deleted_at IS NULL")
-                        .bind(id)
-                        .fetch_optional(&pool)
-                        .await?
-                }
-                (None, None) => bail!("give --email or --user-id"),
-            };
-            let Some((id, nivel)) = row else {
-                bail!("no such active usuario")
-            };
-            let (token, _) = TokenIssuer::new(&settings.auth)
-                .issue(id, nivel as u8)
-                .map_err(|e| anyhow::anyhow!(e))?;
-            println!("{token}");
         }
         Command::Dlq { action } => dlq(&settings, database(&settings).await?, action).await?,
         // An import needs NATS only.

@@ -37,51 +37,22 @@ pub async fn event(
     Ok(event_id)
 }
 
+/// One notification: what all its rows share.
 pub struct Notification<'a> {
+    /// Groups the rows, and makes a repeat (a redelivered job) a no-op.
     pub event_id: Uuid,
-    pub recipient_usuario_id: i64,
     pub tarea_id: Option<i64>,
-    /// `telegram` or `websocket`.
-    pub channel: &'a str,
     pub kind: &'a str,
     /// 0 = must act now.
-    pub priority: i16,
-    pub payload: serde_json::Value,
-}
-
-pub async fn notification(tx: &mut Tx<'_>, n: Notification<'_>) -> Result<Uuid, sqlx::Error> {
-    let id = Uuid::now_v7();
-    sqlx::query(
-        "INSERT INTO notifications (id, event_id, recipient_usuario_id, tarea_id, channel, kind, priority, payload)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
-         ON CONFLICT (event_id, recipient_usuario_id, channel) DO NOTHING",
-    )
-    .bind(id)
-    .bind(n.event_id)
-    .bind(n.recipient_usuario_id)
-    .bind(n.tarea_id)
-    .bind(n.channel)
-    .bind(n.kind)
-    .bind(n.priority)
-    .bind(n.payload)
-    .execute(&mut **tx)
-    .await?;
-    Ok(id)
-}
-
-/// One notification to many recipients: what its rows share.
-pub struct Broadcast<'a> {
-    pub event_id: Uuid,
-    pub tarea_id: Option<i64>,
-    pub kind: &'a str,
     pub priority: i16,
     pub payload: &'a serde_json::Value,
 }
 
-/// The rows of one notification to many `(usuario, channel)`s, as one
-/// statement: a notice to every supervisor is hundreds of rows, and a round
-/// trip each held the task's row lock for a tenth of a second.
-pub async fn notifications(tx: &mut Tx<'_>, n: &Broadcast<'_>, to: &[(i64, &str)]) -> Result<(), sqlx::Error> {
+/// The rows of one notification, one per `(usuario, channel)` (`telegram` or
+/// `websocket`), as one statement: a notice to every supervisor is hundreds
+/// of rows, and a round trip each held the task's row lock for a tenth of a
+/// second.
+pub async fn notification(tx: &mut Tx<'_>, n: &Notification<'_>, to: &[(i64, &str)]) -> Result<(), sqlx::Error> {
     if to.is_empty() {
         return Ok(());
     }

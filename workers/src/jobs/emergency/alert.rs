@@ -77,21 +77,15 @@ pub async fn raise(tx: &mut Tx<'_>, a: Alert<'_>, job_id: Option<Uuid>) -> Resul
             "title": data["title"], "text": data["content"], "level": data["level"], "alert_id": alert_id,
             "tarea_id": a.tarea_id, "efectivo_id": a.efectivo_id, "buttons": [],
         });
-        for recipient in recipients {
-            outbox::notification(
-                tx,
-                Notification {
-                    event_id: alert_id,
-                    recipient_usuario_id: recipient,
-                    tarea_id: a.tarea_id,
-                    channel: "telegram",
-                    kind: a.kind,
-                    priority: 0,
-                    payload: payload.clone(),
-                },
-            )
-            .await?;
-        }
+        let rows: Vec<(i64, &str)> = recipients.into_iter().map(|r| (r, "telegram")).collect();
+        let shared = Notification {
+            event_id: alert_id,
+            tarea_id: a.tarea_id,
+            kind: a.kind,
+            priority: 0,
+            payload: &payload,
+        };
+        outbox::notification(tx, &shared, &rows).await?;
     }
     Ok(alert_id)
 }

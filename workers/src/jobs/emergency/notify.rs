@@ -62,27 +62,20 @@ pub async fn emergency_assigned(tx: &mut Tx<'_>, n: Assigned<'_>, event_id: Uuid
         .await?
         .unwrap_or(false);
     let payload = render(&n);
-    let channels: &[&str] = if linked {
-        &["websocket", "telegram"]
+    let me = n.recipient_usuario_id;
+    let rows: &[(i64, &str)] = if linked {
+        &[(me, "websocket"), (me, "telegram")]
     } else {
-        &["websocket"]
+        &[(me, "websocket")]
     };
-    for channel in channels {
-        outbox::notification(
-            tx,
-            Notification {
-                event_id,
-                recipient_usuario_id: n.recipient_usuario_id,
-                tarea_id: Some(n.tarea_id),
-                channel,
-                kind: KIND,
-                priority: 0,
-                payload: payload.clone(),
-            },
-        )
-        .await?;
-    }
-    Ok(())
+    let shared = Notification {
+        event_id,
+        tarea_id: Some(n.tarea_id),
+        kind: KIND,
+        priority: 0,
+        payload: &payload,
+    };
+    outbox::notification(tx, &shared, rows).await
 }
 
 #[cfg(test)]

@@ -8,7 +8,7 @@ use serde_json::{Value, json};
 use uuid::Uuid;
 
 use crate::effects::Tx;
-use crate::effects::outbox::{self, Broadcast};
+use crate::effects::outbox::{self, Notification};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Recipient {
@@ -79,14 +79,14 @@ pub async fn send(tx: &mut Tx<'_>, notice: &Notice<'_>, to: &[Recipient]) -> Res
             rows.push((r.usuario_id, "telegram"));
         }
     }
-    let shared = Broadcast {
+    let shared = Notification {
         event_id: notice.event_id,
         tarea_id: notice.tarea_id,
         kind: notice.kind,
         priority: notice.priority,
         payload: &notice.payload,
     };
-    outbox::notifications(tx, &shared, &rows).await
+    outbox::notification(tx, &shared, &rows).await
 }
 
 /// A stable id for the notification `what` of job `job_id`.

@@ -5,13 +5,12 @@
 //! directory removed when the cluster is dropped.
 
 use std::path::PathBuf;
-use std::process::Stdio;
 use std::time::Duration;
 
 use anyhow::{Context, bail};
 use gad_e2e::unused_port;
 use serde_json::Value;
-use tokio::process::{Child, Command};
+use tokio::process::Child;
 use tokio::time::Instant;
 
 struct Node {
@@ -98,16 +97,8 @@ impl NatsCluster {
     fn spawn(&mut self, i: usize) -> anyhow::Result<()> {
         let node = &mut self.nodes[i];
         anyhow::ensure!(node.child.is_none(), "{} already runs", node.name);
-        let child = Command::new(&self.binary)
-            .arg("-c")
-            .arg(&node.conf)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .kill_on_drop(true)
-            .spawn()
-            .with_context(|| format!("starting {}", self.binary.display()))?;
-        node.child = Some(child);
+        let args = [std::ffi::OsStr::new("-c"), node.conf.as_os_str()];
+        node.child = Some(gad_e2e::nats_server::spawn(&self.binary, args)?);
         Ok(())
     }
 
