@@ -14,6 +14,8 @@ use serde::Deserialize;
 pub struct BroadcasterSettings {
     pub environment: Environment,
     pub nats: NatsSettings,
+    /// Which broker carries the jobs (`queue.backend`), and RabbitMQ's settings.
+    pub queue: gad_shared::queue::QueueSettings,
     /// Notification rows, link codes and the bot's reads.
     pub postgres: PostgresSettings,
     pub redis: RedisSettings,

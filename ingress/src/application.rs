@@ -7,6 +7,7 @@ use std::sync::Arc;
 use axum::ServiceExt;
 use axum::serve::ListenerExt;
 use gad_shared::auth::{Revocations, TokenIssuer, TokenVerifier};
+use gad_shared::queue::Publisher;
 use gad_shared::redis_conn::Redis;
 use gad_shared::{db, settings, topology};
 use tokio::net::TcpListener;
@@ -91,7 +92,9 @@ impl Application {
             redis.clone(),
             settings.redis.command_timeout,
         );
+        let publisher = Publisher::new(&settings.queue, &settings.nats, nats.js.clone(), "gad-ingress");
         let state = AppState::new(Shared {
+            publisher,
             rate_limits,
             admission,
             verifier: TokenVerifier::new(&settings.auth, revocations),

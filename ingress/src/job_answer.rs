@@ -44,7 +44,7 @@ pub async fn submit_and_answer(
     }
     // Registered before publishing, so even an instant outcome is seen.
     let waiter = prefer.wait.and_then(|_| state.waiters.register(job_id));
-    let submitted = submit::submit(&state.nats, caller, job, state.settings.nats.publish_timeout).await;
+    let submitted = submit::submit(&state.nats, caller, &state.publisher, job).await;
     if submitted.is_err()
         && let (Some(key), Some(bucket)) = (&key, state.nats.idempotency_bucket())
     {

@@ -13,6 +13,8 @@ use serde::Deserialize;
 pub struct IngressSettings {
     pub environment: Environment,
     pub nats: NatsSettings,
+    /// Which broker carries the jobs (`queue.backend`), and RabbitMQ's settings.
+    pub queue: gad_shared::queue::QueueSettings,
     pub postgres: PostgresSettings,
     pub redis: RedisSettings,
     pub auth: AuthSettings,

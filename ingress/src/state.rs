@@ -17,6 +17,8 @@ pub type AppState = Arc<Shared>;
 pub struct Shared {
     pub settings: Arc<IngressSettings>,
     pub nats: Nats,
+    /// Where jobs are published (JetStream or RabbitMQ, `queue.backend`).
+    pub publisher: gad_shared::queue::Publisher,
     pub verifier: TokenVerifier,
     pub issuer: TokenIssuer,
     pub waiters: Waiters,

@@ -2,10 +2,9 @@
 //! authenticated caller; the publishing itself is `gad_shared::submit`,
 //! which the Telegram bot uses too.
 
-use std::time::Duration;
-
 use gad_shared::auth::Caller;
 use gad_shared::job::JobRecord;
+use gad_shared::queue::Publisher;
 use gad_shared::submit::{self as shared, JobQueue};
 use uuid::Uuid;
 
@@ -27,17 +26,16 @@ pub struct NewJob {
 pub async fn submit(
     nats: &Nats,
     caller: &Caller,
+    publisher: &Publisher,
     job: NewJob,
-    publish_timeout: Duration,
 ) -> Result<JobRecord, SubmitError> {
     let status_bucket = nats
         .status_bucket()
         .ok_or_else(|| SubmitError::Unavailable("not bootstrapped".into()))?;
     let queue = JobQueue {
-        js: &nats.js,
+        publisher,
         topology: &nats.topology,
         status_bucket,
-        publish_timeout,
     };
     let job = shared::NewJob {
         job_id: job.job_id,

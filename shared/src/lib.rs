@@ -25,6 +25,7 @@ pub mod lag;
 pub mod metric_names;
 pub mod otlp;
 pub mod password;
+pub mod queue;
 pub mod redis_conn;
 pub mod revocation;
 pub mod settings;

@@ -1,27 +1,27 @@
 //! Turning a request into a job on `GAD_JOBS`, for every front door (the
 //! HTTP API in ingress, the Telegram bot in the broadcaster). A job is
-//! accepted only when JetStream acknowledged it (PubAck); its `queued`
+//! accepted only when its broker confirmed it (a JetStream PubAck or a
+//! RabbitMQ publisher confirm, [`crate::queue`]); its `queued`
 //! status is written to the status bucket alongside, where a poll finds it
 //! at once.
 
-use std::time::Duration;
-
 use async_nats::HeaderMap;
-use async_nats::jetstream::context::{PublishError, PublishErrorKind};
+use async_nats::jetstream::context::PublishError;
+use async_nats::jetstream::kv;
 use async_nats::jetstream::message::PublishMessage;
-use async_nats::jetstream::{self, kv};
 use bytes::Bytes;
 use chrono::Utc;
 use uuid::Uuid;
 
 use crate::envelope::{self, CONTENT_TYPE_MSGPACK, ClientInfo, ENVELOPE_VERSION, JobEnvelope, headers};
 use crate::job::{JobRecord, JobStatus, KindSpec, kind_spec};
+use crate::queue::{PublishFailure, Publisher};
 use crate::topology::Topology;
 use crate::trace_context::TraceParent;
 
 #[derive(Debug, thiserror::Error)]
 pub enum SubmitError {
-    #[error("NATS unavailable: {0}")]
+    #[error("queue unavailable: {0}")]
     Unavailable(String),
     #[error("job stream full")]
     QueueFull,
@@ -45,13 +45,11 @@ pub struct NewJob {
     pub client: Option<ClientInfo>,
 }
 
-/// Where jobs go: the stream (through `js`) and the status bucket.
+/// Where jobs go: the broker (through `publisher`) and the status bucket.
 pub struct JobQueue<'a> {
-    pub js: &'a jetstream::Context,
+    pub publisher: &'a Publisher,
     pub topology: &'a Topology,
     pub status_bucket: &'a kv::Store,
-    /// Longest wait for the PubAck.
-    pub publish_timeout: Duration,
 }
 
 /// A job ready to go: the message for `GAD_JOBS` and the `queued` status
@@ -59,12 +57,20 @@ pub struct JobQueue<'a> {
 pub struct Prepared {
     pub spec: &'static KindSpec,
     pub subject: String,
-    /// Body and headers, the job id as `Nats-Msg-Id`.
-    pub message: PublishMessage,
+    pub headers: HeaderMap,
+    pub payload: Bytes,
     pub record: JobRecord,
 }
 
 impl Prepared {
+    /// The JetStream message: body and headers, the job id as `Nats-Msg-Id`.
+    pub fn message(&self) -> PublishMessage {
+        PublishMessage::build()
+            .payload(self.payload.clone())
+            .headers(self.headers.clone())
+            .message_id(self.record.job_id.to_string())
+    }
+
     /// `record` as the status bucket stores it; encoded only for those who
     /// write it (`gad import` does not by default).
     pub fn status(&self) -> Result<Bytes, SubmitError> {
@@ -111,14 +117,11 @@ pub fn prepare(topology: &Topology, job: NewJob) -> Result<Prepared, SubmitError
     // A job submitted outside a request (the bot, an importer) starts its own trace.
     let trace = crate::trace_context::outgoing().unwrap_or_else(TraceParent::root);
     hdrs.insert(headers::TRACEPARENT, trace.to_string().as_str());
-    let message = PublishMessage::build()
-        .payload(body)
-        .headers(hdrs)
-        .message_id(job_id.to_string());
     Ok(Prepared {
         spec,
         subject: topology.job_subject(spec),
-        message,
+        headers: hdrs,
+        payload: body,
         record,
     })
 }
@@ -130,31 +133,22 @@ pub async fn submit(queue: &JobQueue<'_>, job: NewJob) -> Result<JobRecord, Subm
     let Prepared {
         spec,
         subject,
-        message,
+        headers,
+        payload,
         record,
     } = prepared;
     let job_id = record.job_id;
+    let key = job_id.to_string();
 
-    let publish = async {
-        let ack = queue.js.send_publish(subject, message).await?;
-        ack.await
-    };
+    let publish = queue.publisher.publish(&subject, &headers, &payload, &key);
     // `create` never overwrites: a worker fast enough to have written
     // `running` or a result already must not be set back to `queued`.
-    let key = job_id.to_string();
     let status_bucket = queue.status_bucket;
     let status = status_bucket.create(&key, status_value);
-    let (published, status) = tokio::join!(tokio::time::timeout(queue.publish_timeout, publish), status);
-    match published {
-        Ok(Ok(_ack)) => {}
-        Ok(Err(e)) => {
-            let _ = status_bucket.delete(&key).await;
-            return Err(classify(e));
-        }
-        Err(_) => {
-            let _ = status_bucket.delete(&key).await;
-            return Err(SubmitError::Unavailable("no PubAck within the timeout".into()));
-        }
+    let (published, status) = tokio::join!(publish, status);
+    if let Err(e) = published {
+        let _ = status_bucket.delete(&key).await;
+        return Err(e.into());
     }
     if let Err(e) = status {
         tracing::warn!(%job_id, error = %e, "queued status not recorded; the worker will record it");
@@ -163,12 +157,16 @@ pub async fn submit(queue: &JobQueue<'_>, job: NewJob) -> Result<JobRecord, Subm
     Ok(record)
 }
 
-/// What a failed publish means to the submitter: a full stream or NATS away.
-pub fn classify(e: PublishError) -> SubmitError {
-    let text = e.to_string();
-    match e.kind() {
-        // discard-new streams refuse with "maximum messages/bytes exceeded".
-        PublishErrorKind::Other if text.contains("maximum") => SubmitError::QueueFull,
-        _ => SubmitError::Unavailable(text),
+impl From<PublishFailure> for SubmitError {
+    fn from(e: PublishFailure) -> Self {
+        match e {
+            PublishFailure::QueueFull => SubmitError::QueueFull,
+            PublishFailure::Unavailable(reason) => SubmitError::Unavailable(reason),
+        }
     }
+}
+
+/// What a failed JetStream publish means to the submitter: a full stream or NATS away.
+pub fn classify(e: PublishError) -> SubmitError {
+    crate::queue::classify(e).into()
 }

@@ -10,6 +10,7 @@ use async_nats::jetstream;
 use gad_broadcaster::settings::UpdateSource;
 use gad_ingress::routes::telegram_webhook;
 use gad_ingress::settings::Secret;
+use gad_shared::queue::Backend;
 use gad_shared::settings::{Environment, NatsSettings, TelemetrySettings};
 use gad_shared::topology::{self, Topology};
 use sqlx::PgPool;
@@ -67,7 +68,15 @@ pub struct TestApp {
 pub async fn spawn_app() -> anyhow::Result<TestApp> {
     let urls = ServiceUrls::get()?;
     let nats_url = urls.nats.clone();
-    TestApp::start(urls, nats_url, true, Telegram::Off, false).await
+    TestApp::start(urls, nats_url, true, Telegram::Off, false, Backend::Jetstream).await
+}
+
+/// [`spawn_app`] with the jobs queue on `backend`: the two-broker
+/// conformance tests run each of their cases on both.
+pub async fn spawn_app_on(backend: Backend) -> anyhow::Result<TestApp> {
+    let urls = ServiceUrls::get()?;
+    let nats_url = urls.nats.clone();
+    TestApp::start(urls, nats_url, true, Telegram::Off, false, backend).await
 }
 
 /// [`spawn_app`] with Telegram on: the broadcaster delivers notifications to,
@@ -75,7 +84,7 @@ pub async fn spawn_app() -> anyhow::Result<TestApp> {
 pub async fn spawn_app_with_telegram() -> anyhow::Result<TestApp> {
     let urls = ServiceUrls::get()?;
     let nats_url = urls.nats.clone();
-    TestApp::start(urls, nats_url, true, Telegram::Polling, false).await
+    TestApp::start(urls, nats_url, true, Telegram::Polling, false, Backend::Jetstream).await
 }
 
 /// [`spawn_app_with_telegram`] in webhook mode: the bot registers ingress'
@@ -84,7 +93,7 @@ pub async fn spawn_app_with_telegram() -> anyhow::Result<TestApp> {
 pub async fn spawn_app_with_telegram_webhook() -> anyhow::Result<TestApp> {
     let urls = ServiceUrls::get()?;
     let nats_url = urls.nats.clone();
-    TestApp::start(urls, nats_url, true, Telegram::Webhook, false).await
+    TestApp::start(urls, nats_url, true, Telegram::Webhook, false, Backend::Jetstream).await
 }
 
 /// [`spawn_app`] for a browser: ingress' board page points at this test's
@@ -93,7 +102,7 @@ pub async fn spawn_app_with_telegram_webhook() -> anyhow::Result<TestApp> {
 pub async fn spawn_app_with_board() -> anyhow::Result<TestApp> {
     let urls = ServiceUrls::get()?;
     let nats_url = urls.nats.clone();
-    TestApp::start(urls, nats_url, true, Telegram::Off, true).await
+    TestApp::start(urls, nats_url, true, Telegram::Off, true, Backend::Jetstream).await
 }
 
 /// Whether and how a test's broadcaster talks to the fake Bot API.
@@ -110,7 +119,7 @@ enum Telegram {
 pub async fn spawn_ingress_with_dead_nats() -> anyhow::Result<TestApp> {
     let urls = ServiceUrls::get()?;
     let dead = format!("nats://127.0.0.1:{}", unused_port()?);
-    TestApp::start(urls, dead, false, Telegram::Off, false).await
+    TestApp::start(urls, dead, false, Telegram::Off, false, Backend::Jetstream).await
 }
 
 /// A port that was free a moment ago: bound to port 0, noted, released.
@@ -130,12 +139,14 @@ impl TestApp {
         full: bool,
         telegram: Telegram,
         board: bool,
+        backend: Backend,
     ) -> anyhow::Result<Self> {
         init_tracing();
         urls.check_nats().await?;
-        let isolation = Isolation::create(urls).await?;
+        let mut isolation = Isolation::create(urls).await?;
+        isolation.queue.backend = backend;
         // From here on, an early return still removes what was created.
-        let cleanup = Cleanup::new(urls, &isolation.database.name, &isolation.nats);
+        let cleanup = Cleanup::new(urls, &isolation.database.name, &isolation.nats, &isolation.queue);
         let mut tasks = ServiceTasks::new(CancellationToken::new());
 
         let workers_health = if full {

@@ -56,7 +56,7 @@ impl Board {
         let urls = ServiceUrls::get()?;
         urls.check_nats().await?;
         let isolation = Isolation::create(urls).await?;
-        let cleanup = Cleanup::new(urls, &isolation.database.name, &isolation.nats);
+        let cleanup = Cleanup::new(urls, &isolation.database.name, &isolation.nats, &isolation.queue);
         let (nats_client, js) = topology::connect(&isolation.nats).await.context("connecting to NATS")?;
         let topology = Topology::new(&isolation.nats);
         topology

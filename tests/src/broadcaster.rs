@@ -16,6 +16,7 @@ pub fn settings(iso: &Isolation, telegram_api: Option<&str>) -> BroadcasterSetti
     BroadcasterSettings {
         environment: ENVIRONMENT,
         nats: iso.nats.clone(),
+        queue: iso.queue.clone(),
         postgres: iso.postgres.clone(),
         redis: iso.redis.clone(),
         auth: iso.auth.clone(),

@@ -17,6 +17,7 @@ pub fn settings(iso: &Isolation, nats: NatsSettings) -> IngressSettings {
     IngressSettings {
         environment: ENVIRONMENT,
         nats,
+        queue: iso.queue.clone(),
         postgres: iso.postgres.clone(),
         redis: iso.redis.clone(),
         auth: iso.auth.clone(),

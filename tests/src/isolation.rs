@@ -3,6 +3,7 @@
 
 use std::time::Duration;
 
+use gad_shared::queue::{QueueSettings, RabbitSettings};
 use gad_shared::settings::{AuthSettings, NatsSettings, PostgresSettings, RedisSettings};
 use rand::Rng;
 use rand::distr::Alphanumeric;
@@ -16,6 +17,9 @@ pub struct Isolation {
     pub database: TestDatabase,
     pub postgres: PostgresSettings,
     pub nats: NatsSettings,
+    /// JetStream unless the test asked for RabbitMQ; the RabbitMQ names
+    /// carry the NATS stream prefix.
+    pub queue: QueueSettings,
     pub redis: RedisSettings,
     pub auth: AuthSettings,
 }
@@ -56,10 +60,20 @@ impl Isolation {
             issuer: Some("gad-e2e".into()),
             token_ttl: None,
         };
+        let queue = QueueSettings {
+            rabbitmq: RabbitSettings {
+                url: urls.amqp.clone(),
+                // Test-sized waits: the retry policy's delays are short too.
+                retry_buckets: [100, 500, 2_000].into_iter().map(Duration::from_millis).collect(),
+                ..RabbitSettings::default()
+            },
+            ..QueueSettings::default()
+        };
         Ok(Self {
             database,
             postgres,
             nats,
+            queue,
             redis,
             auth,
         })

@@ -53,7 +53,7 @@ pub mod websocket;
 pub mod workers;
 
 pub use app::{
-    TestApp, spawn_app, spawn_app_with_board, spawn_app_with_telegram, spawn_app_with_telegram_webhook,
+    TestApp, spawn_app, spawn_app_on, spawn_app_with_board, spawn_app_with_telegram, spawn_app_with_telegram_webhook,
     spawn_ingress_with_dead_nats, unused_port,
 };
 pub use client::{ApiResponse, is_terminal};

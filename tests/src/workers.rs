@@ -15,6 +15,7 @@ pub fn settings(iso: &Isolation) -> WorkersSettings {
     WorkersSettings {
         environment: ENVIRONMENT,
         nats: iso.nats.clone(),
+        queue: iso.queue.clone(),
         postgres: iso.postgres.clone(),
         redis: iso.redis.clone(),
         auth: iso.auth.clone(),

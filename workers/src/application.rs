@@ -3,6 +3,8 @@
 
 use std::net::SocketAddr;
 
+use gad_shared::queue::Backend;
+use gad_shared::queue::rabbit::{RabbitError, RabbitLink, RabbitNames};
 use gad_shared::redis_conn::Redis;
 use gad_shared::{db, settings, topology};
 use tokio::net::TcpListener;
@@ -37,6 +39,8 @@ pub enum StartError {
     Migrate(#[from] sqlx::migrate::MigrateError),
     #[error(transparent)]
     Consumer(#[from] consumer::ConsumerError),
+    #[error(transparent)]
+    Rabbit(#[from] RabbitError),
 }
 
 pub struct Application {
@@ -44,7 +48,7 @@ pub struct Application {
     ctx: WorkerContext,
     health_listener: TcpListener,
     health: HealthState,
-    consumers: Vec<(String, async_nats::jetstream::consumer::PullConsumer)>,
+    consumers: Vec<(String, consumer::Bound)>,
 }
 
 impl Application {
@@ -88,6 +92,17 @@ impl Application {
             .get_key_value(topology.revocation_bucket())
             .await
             .map_err(|e| StartError::Nats(e.into()))?;
+        let rabbit = match settings.queue.backend {
+            Backend::Jetstream => None,
+            Backend::Rabbitmq => Some(
+                RabbitLink::connect(
+                    &settings.queue.rabbitmq,
+                    RabbitNames::new(&settings.nats),
+                    "gad-workers",
+                )
+                .await?,
+            ),
+        };
         let ctx = WorkerContext {
             store: JobStore {
                 db: db.clone(),
@@ -107,6 +122,7 @@ impl Application {
                 revocation,
             },
             js,
+            rabbit,
             topology,
             policy: RetryPolicy {
                 base: settings.workers.backoff_base,
@@ -242,6 +258,9 @@ impl Application {
         // wait out their ack wait (CI saw two).
         if !matches!(tokio::time::timeout(HAND_BACK_TIMEOUT, nats.flush()).await, Ok(Ok(()))) {
             tracing::warn!("last acknowledgements not flushed; those jobs come back after their ack wait");
+        }
+        if let Some(link) = &ctx.rabbit {
+            let _ = tokio::time::timeout(HAND_BACK_TIMEOUT, link.close()).await;
         }
         Ok(())
     }

@@ -1,5 +1,7 @@
 //! One worker group's loop: a durable pull consumer shared by every process
 //! of the group, a semaphore bounding the jobs this process runs at once.
+//! On RabbitMQ the lane's quorum queue plays the consumer's part
+//! ([`crate::rabbit_consumer`]).
 
 use std::sync::Arc;
 
@@ -9,6 +11,9 @@ use futures::{FutureExt, StreamExt};
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
+
+use gad_shared::queue::Delivery;
+use gad_shared::queue::rabbit::RabbitLink;
 
 use crate::job_metrics::{self, KindLabels};
 use crate::process::{WorkerContext, process_one};
@@ -20,8 +25,28 @@ pub enum ConsumerError {
     Bind { group: String, source: async_nats::Error },
 }
 
-/// Creates (or updates) the group's durable consumer.
-pub async fn bind(ctx: &WorkerContext, group: &str, settings: GroupSettings) -> Result<PullConsumer, ConsumerError> {
+/// A group's place on the broker, bound at start.
+pub enum Bound {
+    JetStream(Box<PullConsumer>),
+    RabbitMq(RabbitLink),
+}
+
+/// Creates (or updates) the group's durable consumer; on RabbitMQ the
+/// lane's queue was declared when the link connected.
+pub async fn bind(ctx: &WorkerContext, group: &str, settings: GroupSettings) -> Result<Bound, ConsumerError> {
+    match &ctx.rabbit {
+        Some(link) => Ok(Bound::RabbitMq(link.clone())),
+        None => bind_jetstream(ctx, group, settings)
+            .await
+            .map(|c| Bound::JetStream(Box::new(c))),
+    }
+}
+
+async fn bind_jetstream(
+    ctx: &WorkerContext,
+    group: &str,
+    settings: GroupSettings,
+) -> Result<PullConsumer, ConsumerError> {
     let err = |source: async_nats::Error| ConsumerError::Bind {
         group: group.to_string(),
         source,
@@ -46,8 +71,41 @@ pub async fn bind(ctx: &WorkerContext, group: &str, settings: GroupSettings) -> 
     stream.create_consumer(config).await.map_err(|e| err(e.into()))
 }
 
-/// Pulls and runs jobs until `cancel` fires; in-flight jobs are tracked by `tracker`.
+/// Runs the group's jobs until `cancel` fires; in-flight jobs are tracked by `tracker`.
 pub async fn run(
+    ctx: WorkerContext,
+    group: String,
+    bound: Bound,
+    settings: GroupSettings,
+    cancel: CancellationToken,
+    tracker: TaskTracker,
+) {
+    match bound {
+        Bound::JetStream(consumer) => run_jetstream(ctx, group, *consumer, settings, cancel, tracker).await,
+        Bound::RabbitMq(link) => crate::rabbit_consumer::run(ctx, group, link, settings, cancel, tracker).await,
+    }
+}
+
+/// Runs one delivery on the tracker, holding `permit` until it is settled.
+pub fn spawn_job<P: Send + 'static>(
+    ctx: &WorkerContext,
+    tracker: &TaskTracker,
+    kind: &'static str,
+    delivery: Delivery,
+    permit: P,
+    deadline: std::time::Duration,
+) {
+    let ctx = ctx.clone();
+    tracker.spawn(async move {
+        job_metrics::started(kind);
+        let began = std::time::Instant::now();
+        let processed = process_one(&ctx, delivery, deadline).await;
+        job_metrics::finished(kind, processed, began.elapsed());
+        drop(permit);
+    });
+}
+
+async fn run_jetstream(
     ctx: WorkerContext,
     group: String,
     consumer: PullConsumer,
@@ -102,15 +160,9 @@ pub async fn run(
             };
             match next {
                 Some(Ok(msg)) => {
-                    let ctx = ctx.clone();
                     let kind = kinds.of(&msg.subject);
-                    tracker.spawn(async move {
-                        job_metrics::started(kind);
-                        let began = std::time::Instant::now();
-                        let processed = process_one(&ctx, msg, settings.deadline).await;
-                        job_metrics::finished(kind, processed, began.elapsed());
-                        drop(permit);
-                    });
+                    let delivery = Delivery::from_jetstream(msg);
+                    spawn_job(&ctx, &tracker, kind, delivery, permit, settings.deadline);
                 }
                 Some(Err(e)) => tracing::warn!(%group, error = %e, "pull error"),
                 None => continue 'reconnect,

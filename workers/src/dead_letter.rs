@@ -9,6 +9,7 @@ use async_nats::jetstream::{self, message::PublishMessage};
 use bytes::Bytes;
 use gad_shared::envelope::{self, CONTENT_TYPE_JSON, headers};
 use gad_shared::job::{JobError, kind_spec};
+use gad_shared::queue::Delivery;
 use gad_shared::topology::Topology;
 
 use crate::job_store::redact;
@@ -24,8 +25,8 @@ pub struct Original<'a> {
     pub payload: &'a Bytes,
 }
 
-impl<'a> From<&'a jetstream::Message> for Original<'a> {
-    fn from(m: &'a jetstream::Message) -> Self {
+impl<'a> From<&'a Delivery> for Original<'a> {
+    fn from(m: &'a Delivery) -> Self {
         Original {
             subject: m.subject.as_str(),
             headers: m.headers.as_ref(),

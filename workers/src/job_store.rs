@@ -39,6 +39,11 @@ impl JobStore {
     /// Marks delivery `attempt` as running, or reports that the job already
     /// reached a terminal status: a redelivery after success changes nothing,
     /// but its outcome is announced again in case the first announcement was lost.
+    ///
+    /// Each delivery of a job has a higher attempt than the one before (a
+    /// crash, a retry, a hand-back all count), so a row that already holds
+    /// this attempt or a later one belongs to another copy of the same job:
+    /// a duplicate publish, which RabbitMQ does not drop as JetStream does.
     pub async fn start(&self, job: &JobEnvelope, max_attempts: u32, attempt: u32) -> Result<Started, sqlx::Error> {
         let summary = redact(&job.payload);
         let row: Option<(chrono::DateTime<Utc>,)> = sqlx::query_as(
@@ -47,6 +52,7 @@ impl JobStore {
              ON CONFLICT (job_id) DO UPDATE
                 SET status = 'running', attempts = EXCLUDED.attempts, started_at = COALESCE(jobs.started_at, now())
               WHERE jobs.status NOT IN ('succeeded', 'failed', 'dead', 'cancelled')
+                AND jobs.attempts < EXCLUDED.attempts
              RETURNING started_at",
         )
         .bind(job.job_id)
@@ -61,7 +67,8 @@ impl JobStore {
         .await?;
         let Some((started_at,)) = row else {
             return Ok(match self.load(job.job_id).await? {
-                Some(done) => Started::AlreadyFinished(done),
+                Some(done) if done.status.is_terminal() => Started::AlreadyFinished(done),
+                Some(_) => Started::Claimed,
                 None => Started::Gone,
             });
         };
@@ -182,6 +189,8 @@ pub enum Started {
     AlreadyFinished(JobRecord),
     /// The row vanished between the upsert and the read (retention purge).
     Gone,
+    /// Another copy of the job holds this attempt, or a later one.
+    Claimed,
 }
 
 #[derive(sqlx::FromRow)]

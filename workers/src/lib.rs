@@ -33,6 +33,7 @@ pub mod notification_gauges;
 pub mod notify_relay;
 pub mod outcome;
 pub mod process;
+pub mod rabbit_consumer;
 pub mod relay;
 pub mod retention;
 pub mod row_batch;

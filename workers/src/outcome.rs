@@ -1,4 +1,4 @@
-//! The one place where a job's outcome becomes a JetStream acknowledgement.
+//! The one place where a job's outcome becomes an acknowledgement.
 
 use std::time::Duration;
 
@@ -29,15 +29,8 @@ pub enum Outcome {
     Interrupted,
 }
 
-/// The acknowledgement to send for a message.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Ack {
-    Ack,
-    /// Redeliver after the delay.
-    Nak(Duration),
-    /// Never redeliver; the dead-letter record is written first.
-    Term,
-}
+/// The acknowledgement to send for a message, on either broker.
+pub use gad_shared::queue::Ack;
 
 #[derive(Debug, Clone, Copy)]
 pub struct RetryPolicy {

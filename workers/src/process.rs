@@ -3,10 +3,11 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use async_nats::jetstream::{self, AckKind};
+use async_nats::jetstream;
 use gad_shared::envelope::{self, JobEnvelope, headers};
 use gad_shared::job::{JobError, JobRecord, JobStatus, kind_spec};
 use gad_shared::otlp::{self, Hop, HopSpan};
+use gad_shared::queue::Delivery;
 use gad_shared::topology::Topology;
 use gad_shared::trace_context::{self, TraceParent};
 use tokio_util::sync::CancellationToken;
@@ -24,6 +25,8 @@ pub struct WorkerContext {
     pub store: JobStore,
     pub handlers: HandlerContext,
     pub js: jetstream::Context,
+    /// Set when the jobs queue is on RabbitMQ (`queue.backend`).
+    pub rabbit: Option<gad_shared::queue::rabbit::RabbitLink>,
     pub topology: Topology,
     pub policy: RetryPolicy,
     /// Fed by every database call a delivery makes; read by the group loops.
@@ -44,14 +47,9 @@ pub enum Processed {
     Undecodable,
 }
 
-pub async fn process_one(ctx: &WorkerContext, msg: jetstream::Message, deadline: Duration) -> Processed {
-    let attempt = msg.info().map(|i| i.delivered.max(1) as u32).unwrap_or(1);
-    let content_type = msg
-        .headers
-        .as_ref()
-        .and_then(|h| h.get(headers::CONTENT_TYPE))
-        .map(|v| v.as_str().to_string());
-    let job = match JobEnvelope::decode(&msg.payload, content_type.as_deref()) {
+pub async fn process_one(ctx: &WorkerContext, msg: Delivery, deadline: Duration) -> Processed {
+    let attempt = msg.attempt;
+    let job = match JobEnvelope::decode(&msg.payload, msg.header(headers::CONTENT_TYPE)) {
         Ok(job) => job,
         Err(e) => return undecodable(ctx, &msg, attempt, e.to_string()).await,
     };
@@ -64,11 +62,7 @@ pub async fn process_one(ctx: &WorkerContext, msg: jetstream::Message, deadline:
     }
     // The submitter's trace continues here (one job, one trace); a message
     // without one (an older or foreign publisher) starts its own.
-    let parent = msg
-        .headers
-        .as_ref()
-        .and_then(|h| h.get(headers::TRACEPARENT))
-        .and_then(|v| TraceParent::parse(v.as_str()));
+    let parent = msg.header(headers::TRACEPARENT).and_then(TraceParent::parse);
     let trace = parent.map_or_else(TraceParent::root, |t| t.child());
     let span = tracing::info_span!(
         "job",
@@ -97,13 +91,7 @@ pub async fn process_one(ctx: &WorkerContext, msg: jetstream::Message, deadline:
     processed
 }
 
-async fn run(
-    ctx: &WorkerContext,
-    msg: &jetstream::Message,
-    job: JobEnvelope,
-    attempt: u32,
-    deadline: Duration,
-) -> Processed {
+async fn run(ctx: &WorkerContext, msg: &Delivery, job: JobEnvelope, attempt: u32, deadline: Duration) -> Processed {
     let max_attempts = kind_spec(&job.kind).map(|s| s.max_attempts).unwrap_or(1);
     if let Some(processed) = skip_if_cancelled(ctx, msg, &job, attempt).await {
         return processed;
@@ -133,6 +121,11 @@ async fn run(
             return Processed::Skipped;
         }
         Ok(Started::Gone) => {
+            acknowledge(msg, Ack::Ack).await;
+            return Processed::Skipped;
+        }
+        Ok(Started::Claimed) => {
+            tracing::info!("another delivery of this job is live; this copy is dropped");
             acknowledge(msg, Ack::Ack).await;
             return Processed::Skipped;
         }
@@ -173,7 +166,7 @@ async fn run(
 /// still hold every pooled connection (a query blocked on a lock keeps its
 /// connection until it ends), and then the next worker's start overwrites
 /// `running` anyway: waiting here would only delay the exit.
-async fn hand_back(ctx: &WorkerContext, msg: &jetstream::Message, record: Option<&JobRecord>, ack: Ack) -> Processed {
+async fn hand_back(ctx: &WorkerContext, msg: &Delivery, record: Option<&JobRecord>, ack: Ack) -> Processed {
     // No idle connection means the stopped handlers still hold them all:
     // waiting for one would only delay the exit.
     if let Some(record) = record.filter(|_| ctx.store.db.num_idle() > 0) {
@@ -247,7 +240,7 @@ fn observe_store(ctx: &WorkerContext, r: Result<(), StoreError>) -> Result<(), S
 /// that failed: the job was nak'ed instead, since terminating would lose it.
 async fn dead_letter_first(
     ctx: &WorkerContext,
-    msg: &jetstream::Message,
+    msg: &Delivery,
     job: &JobEnvelope,
     attempt: u32,
     record: &JobRecord,
@@ -272,7 +265,7 @@ async fn dead_letter_first(
 /// more round trips than the query itself, and a rerun changes nothing.
 async fn run_read_only(
     ctx: &WorkerContext,
-    msg: &jetstream::Message,
+    msg: &Delivery,
     job: JobEnvelope,
     attempt: u32,
     max_attempts: u32,
@@ -324,12 +317,7 @@ async fn run_read_only(
 /// here too (only from `queued` or absent, the same rule ingress follows), so
 /// the outcome is durable however the status got into the bucket. A row a
 /// worker already marked `running` keeps the job alive.
-async fn skip_if_cancelled(
-    ctx: &WorkerContext,
-    msg: &jetstream::Message,
-    job: &JobEnvelope,
-    attempt: u32,
-) -> Option<Processed> {
+async fn skip_if_cancelled(ctx: &WorkerContext, msg: &Delivery, job: &JobEnvelope, attempt: u32) -> Option<Processed> {
     let record = match ctx.store.status.get(job.job_id.to_string()).await {
         Ok(Some(bytes)) => envelope::decode::<JobRecord>(&bytes, None).ok()?,
         Ok(None) => return None,
@@ -421,7 +409,7 @@ fn apply(mut record: JobRecord, status: JobStatus, outcome: &Outcome) -> JobReco
     record
 }
 
-async fn undecodable(ctx: &WorkerContext, msg: &jetstream::Message, attempt: u32, reason: String) -> Processed {
+async fn undecodable(ctx: &WorkerContext, msg: &Delivery, attempt: u32, reason: String) -> Processed {
     tracing::warn!(subject = %msg.subject, %reason, "undecodable job; dead-lettering its raw bytes");
     let error = job_error("undecodable", &reason);
     match dead_letter::write(&ctx.js, &ctx.topology, msg, None, None, attempt, &error).await {
@@ -450,13 +438,8 @@ fn kind_label(kind: &str) -> &'static str {
         .unwrap_or(gad_shared::metric_names::UNKNOWN_KIND)
 }
 
-async fn acknowledge(msg: &jetstream::Message, ack: Ack) {
-    let kind = match ack {
-        Ack::Ack => AckKind::Ack,
-        Ack::Nak(delay) => AckKind::Nak(Some(delay)),
-        Ack::Term => AckKind::Term,
-    };
-    if let Err(e) = msg.ack_with(kind).await {
+async fn acknowledge(msg: &Delivery, ack: Ack) {
+    if let Err(e) = msg.settle(ack).await {
         // The server redelivers after ack_wait; handlers are idempotent.
         tracing::warn!(error = %e, ?ack, "acknowledgement not sent");
     }

@@ -14,6 +14,8 @@ use serde::Deserialize;
 pub struct WorkersSettings {
     pub environment: Environment,
     pub nats: NatsSettings,
+    /// Which broker carries the jobs (`queue.backend`), and RabbitMQ's settings.
+    pub queue: gad_shared::queue::QueueSettings,
     pub postgres: PostgresSettings,
     pub redis: RedisSettings,
     /// Used only by the `gad token` command.

@@ -211,7 +211,7 @@ async fn raw_rate(
     let mut messages = Vec::with_capacity(args.rows as usize);
     while let Some(row) = source.next_row()? {
         let job = rows::plan(ImportKind::Locations, topology, row, false).map_err(|r| anyhow::anyhow!("{r:?}"))?;
-        messages.push(job.message);
+        messages.push(job.message());
     }
     // What reading and checking costs alone, on one core: the import's
     // share of the machine beside what NATS needs.

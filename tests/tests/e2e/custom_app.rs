@@ -34,7 +34,7 @@ impl CustomApp {
         let urls = ServiceUrls::get()?;
         urls.check_nats().await?;
         let mut iso = Isolation::create(urls).await?;
-        let cleanup = Cleanup::new(urls, &iso.database.name, &iso.nats);
+        let cleanup = Cleanup::new(urls, &iso.database.name, &iso.nats, &iso.queue);
         edit(&mut iso);
         let db = PgPoolOptions::new()
             .max_connections(4)

@@ -2,7 +2,8 @@
 //! PostGIS → HTTP) agrees with a plain SQL oracle that sorts every candidate
 //! by sphere distance without the KNN index.
 
-use gad_e2e::spawn_app;
+use gad_e2e::spawn_app_on;
+use gad_shared::queue::Backend;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use reqwest::StatusCode;
@@ -46,7 +47,17 @@ fn close(a: f64, b: f64) -> bool {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn nearest_matches_a_sql_oracle_at_random_points() -> anyhow::Result<()> {
-    let app = spawn_app().await?;
+    nearest_matches_the_oracle_on(Backend::Jetstream).await
+}
+
+/// The same pipeline with RabbitMQ carrying the jobs (issue 8).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nearest_matches_a_sql_oracle_with_jobs_on_rabbitmq() -> anyhow::Result<()> {
+    nearest_matches_the_oracle_on(Backend::Rabbitmq).await
+}
+
+async fn nearest_matches_the_oracle_on(backend: Backend) -> anyhow::Result<()> {
+    let app = spawn_app_on(backend).await?;
     let mut rng = ChaCha8Rng::seed_from_u64(20_261_128);
     let (mut empty, mut compared) = (0, 0);
     for n in 0..POINTS {

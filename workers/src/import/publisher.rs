@@ -122,7 +122,7 @@ async fn publish_with_retries(js: &jetstream::Context, timeout: Duration, job: &
     let mut unanswered = false;
     loop {
         let once = async {
-            let ack = js.send_publish(job.subject.clone(), job.message.clone()).await?;
+            let ack = js.send_publish(job.subject.clone(), job.message()).await?;
             ack.await
         };
         let error = match tokio::time::timeout(timeout, once).await {

@@ -65,10 +65,9 @@ pub async fn submit(ctx: &BotContext, usuario: i64, kind: &'static str, payload:
 
 async fn submit_as(ctx: &BotContext, job_id: Uuid, usuario: i64, kind: &'static str, payload: Value) -> bool {
     let queue = JobQueue {
-        js: &ctx.js,
+        publisher: &ctx.publisher,
         topology: &ctx.topology,
         status_bucket: &ctx.job_status,
-        publish_timeout: ctx.publish_timeout,
     };
     let job = NewJob {
         job_id,

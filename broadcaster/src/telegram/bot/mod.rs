@@ -29,7 +29,7 @@ pub mod wizard;
 use std::sync::Arc;
 use std::time::Duration;
 
-use async_nats::jetstream::{self, kv};
+use async_nats::jetstream::kv;
 use gad_shared::redis_conn::Redis;
 use gad_shared::topology::Topology;
 use sqlx::PgPool;
@@ -60,10 +60,9 @@ pub struct BotContext {
     pub db: PgPool,
     pub redis: Redis,
     pub redis_timeout: Duration,
-    pub js: jetstream::Context,
+    pub publisher: gad_shared::queue::Publisher,
     pub topology: Topology,
     pub job_status: kv::Store,
-    pub publish_timeout: Duration,
     pub settings: TelegramSection,
     /// Prefix of this bot's Redis keys (tenants share a Redis).
     pub key_prefix: String,
