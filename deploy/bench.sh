@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Pipeline benchmark (never part of CI): three figures in one run, printed by
 # target/release/bench_pipeline (tests/src/bin/bench_pipeline.rs):
-#   1. accepted jobs/s (202 = JetStream PubAck), 64 closed-loop clients
+#   1. accepted jobs/s (202 = the broker's acknowledgement: JetStream's PubAck, or RabbitMQ's
+#      publisher confirm with BENCH_QUEUE=rabbitmq), 64 closed-loop clients, then the backlog's drain
 #   2. end-to-end nearest latency at a fixed 1,000 jobs/s, open loop, Prefer: wait=5
 #   3. raw PostGIS KNN query rate (the worker's query, no HTTP, no queue)
 #
@@ -13,7 +14,8 @@
 # gad-broadcaster with their own ports (18070/18080/18090, metrics 19180-19182),
 # stream prefix BENCH_, subject prefix bench and log filter warn (logs under
 # .local/bench/), so a running dev system is untouched; runs the benchmark;
-# on exit stops the three and deletes the BENCH_ streams and buckets.
+# on exit stops the three and deletes the BENCH_ streams and buckets (and, with
+# BENCH_QUEUE=rabbitmq, the BENCH_GAD_JOBS* RabbitMQ queues and exchanges).
 #
 # Options (environment):
 #   BENCH_TOOL=bench_pipeline  the load: bench_pipeline (issue 2/4/6 figures, phases below) or
@@ -29,6 +31,13 @@
 #   BENCH_IDLE_CONNECTIONS=10000  bench_fanout phase 3 (BENCH_IDLE_PER_USER=2 per nivel-1 usuario)
 #   BENCH_WS_NEW_CONNECTIONS_PER_SECOND=1000000  bench_fanout: the broadcaster's new-connection rate
 #                              (and burst); clients retry a 1013 with backoff
+#   BENCH_QUEUE=jetstream      the broker carrying the jobs (queue.backend of the three services):
+#                              jetstream, or rabbitmq (RabbitMQ at $AMQP_URL from .local/services.env,
+#                              else amqp://guest:guest@127.0.0.1:5672/%2f; quorum queues BENCH_GAD_JOBS.<group>,
+#                              deleted at the start and the end). bench_pipeline's phases 1, 2 and 5 run the
+#                              same on either (the drain reads the lane's depth and the jobs rows on RabbitMQ);
+#                              phase 4 adds the raw RabbitMQ confirmed-publish rate. Events, the status bucket
+#                              and the DLQ stay on NATS. Run it twice, once per value, to compare
 #   BENCH_PROFILE=release      cargo profile of the binaries: release, or debug (target/debug,
 #                              `cargo build --bins`) to try a tool out quickly; never for figures
 #   BENCH_DURATION_S=20        measured seconds of phases 1 and 2
@@ -99,6 +108,11 @@ BENCH_GEO_CONCURRENCY="${BENCH_GEO_CONCURRENCY:-64}"
 BENCH_GEO_MAX_ACK_PENDING="${BENCH_GEO_MAX_ACK_PENDING:-1024}"
 BENCH_POOL_SIZE="${BENCH_POOL_SIZE:-10}"
 BENCH_TOOL="${BENCH_TOOL:-bench_pipeline}"
+BENCH_QUEUE="${BENCH_QUEUE:-jetstream}"
+case "$BENCH_QUEUE" in
+    jetstream | rabbitmq) ;;
+    *) printf 'BENCH_QUEUE=%s: jetstream or rabbitmq\n' "$BENCH_QUEUE" >&2; exit 2 ;;
+esac
 case "$BENCH_TOOL" in
     bench_pipeline) BENCH_WORKER_GROUPS="${BENCH_WORKER_GROUPS:-[geo]}" ;;
     bench_domain) BENCH_WORKER_GROUPS="${BENCH_WORKER_GROUPS:-[geo,tasks,emergency]}" ;;
@@ -190,6 +204,13 @@ delete_streams() {
             --stream-prefix "$GAD_NATS__STREAM_PREFIX" --subject-prefix "$GAD_NATS__SUBJECT_PREFIX" >&2 \
             || log "could not delete the ${GAD_NATS__STREAM_PREFIX}* streams and buckets"
     fi
+}
+
+delete_rabbitmq() { # the BENCH_ names on RabbitMQ (nothing there with BENCH_QUEUE=jetstream)
+    [ "$BENCH_QUEUE" = rabbitmq ] || return 0
+    [ -x "$BIN/bench_pipeline" ] || return 0
+    "$BIN/bench_pipeline" --cleanup-rabbitmq --amqp-url "$GAD_QUEUE__RABBITMQ__URL" \
+        --stream-prefix "$GAD_NATS__STREAM_PREFIX" --subject-prefix "$GAD_NATS__SUBJECT_PREFIX" >&2
 }
 
 OWN_NATS_PORT=14223
@@ -297,6 +318,7 @@ on_exit() {
     CLEANUP_ARMED=0
     banner "cleanup: stopping the bench services, deleting ${GAD_NATS__STREAM_PREFIX:-BENCH_}* streams"
     stop_services
+    delete_rabbitmq || log "could not delete the ${GAD_NATS__STREAM_PREFIX}GAD_JOBS* RabbitMQ queues and exchanges"
     if [ "$BENCH_OWN_NATS" = 1 ]; then
         stop_own_nats
     elif [ "$BENCH_NATS_CLUSTER" = 1 ]; then
@@ -423,6 +445,9 @@ export GAD_POSTGRES__POOL_SIZE="$BENCH_POOL_SIZE"
 export GAD_NATS__STREAM_PREFIX=BENCH_
 export GAD_NATS__SUBJECT_PREFIX=bench
 export GAD_TELEMETRY__LOG_FILTER=warn
+# The jobs queue, for the three services and bench_pipeline alike.
+export GAD_QUEUE__BACKEND="$BENCH_QUEUE"
+export GAD_QUEUE__RABBITMQ__URL="${AMQP_URL:-${GAD_QUEUE__RABBITMQ__URL:-amqp://guest:guest@127.0.0.1:5672/%2f}}"
 export GAD_AUTH__JWT_SECRET
 GAD_AUTH__JWT_SECRET="$(head -c 48 /dev/urandom | base64 -w 0)"
 # Each binary gets only the variables of sections it has (env(1) arguments):
@@ -464,6 +489,7 @@ CLEANUP_ARMED=1
 if [ "$BENCH_OWN_NATS" = 1 ]; then start_own_nats; fi
 if [ "$BENCH_NATS_CLUSTER" = 1 ]; then start_nats_cluster; fi
 delete_streams
+delete_rabbitmq || die "BENCH_QUEUE=rabbitmq: RabbitMQ at ${GAD_QUEUE__RABBITMQ__URL##*@} unreachable, or its BENCH_ names not deletable"
 
 # ---------------------------------------------------------------- database
 
@@ -553,6 +579,12 @@ result="$BENCH_DIR/result-$(date +%Y%m%d-%H%M%S).txt"
     fi
     if [ "$BENCH_NATS_CLUSTER" = 1 ]; then printf 'NATS: three-node cluster, sync_interval always, 3 replicas per stream\n'; fi
     if [ -n "$BENCH_PG_SYNC_COMMIT" ]; then printf 'experiment: synchronous_commit = %s\n' "$BENCH_PG_SYNC_COMMIT"; fi
+    if [ "$BENCH_QUEUE" = rabbitmq ]; then
+        printf 'jobs queue: RabbitMQ %s at %s (BENCH_QUEUE=rabbitmq)\n' \
+            "$(rabbitmqctl version 2>/dev/null || echo '?')" "${GAD_QUEUE__RABBITMQ__URL##*@}"
+    else
+        printf 'jobs queue: NATS JetStream (BENCH_QUEUE=jetstream)\n'
+    fi
 } | tee "$result"
 bench_rc=0
 case "$BENCH_TOOL" in

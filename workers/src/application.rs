@@ -200,6 +200,9 @@ impl Application {
             health.nats.clone(),
             shutdown.clone(),
         ));
+        if let Some(link) = &ctx.rabbit {
+            loops.spawn(crate::rabbit_dead::run(ctx.clone(), link.clone(), shutdown.clone()));
+        }
         loops.spawn(crate::amqp_bridge::run(
             settings.workers.amqp_bridge.clone(),
             crate::amqp_bridge::Target {

@@ -34,6 +34,7 @@ pub mod notify_relay;
 pub mod outcome;
 pub mod process;
 pub mod rabbit_consumer;
+pub mod rabbit_dead;
 pub mod relay;
 pub mod retention;
 pub mod row_batch;

@@ -132,27 +132,39 @@ pub async fn handle(ctx: &WorkerContext, advisory: &Advisory) -> Result<Handled,
             });
         }
     };
-    let content_type = message
-        .headers
-        .get(headers::CONTENT_TYPE)
-        .map(|v| v.as_str().to_string());
     let original = Original {
         subject: message.subject.as_str(),
         headers: Some(&message.headers),
         payload: &message.payload,
     };
     let attempts = advisory.deliveries.min(u32::MAX as u64) as u32;
+    let handled = dead_letter_undelivered(ctx, original, attempts).await?;
+    remove(&stream, seq).await;
+    Ok(handled)
+}
+
+/// Dead-letters a job no worker ever acknowledged, whichever broker gave
+/// up on it: the record on `GAD_DLQ`, then the `jobs` row `dead` (unless it
+/// ended meanwhile: then nothing is written). The caller removes the message.
+pub async fn dead_letter_undelivered(
+    ctx: &WorkerContext,
+    original: Original<'_>,
+    attempts: u32,
+) -> Result<Handled, MaxDeliveriesError> {
+    let content_type = original
+        .headers
+        .and_then(|h| h.get(headers::CONTENT_TYPE))
+        .map(|v| v.as_str().to_string());
     let error = JobError {
         http_status: 503,
         error: "max_deliveries".into(),
         message: format!("delivered {attempts} times without an acknowledgement"),
         details: None,
     };
-    let job = match JobEnvelope::decode(&message.payload, content_type.as_deref()) {
+    let job = match JobEnvelope::decode(original.payload, content_type.as_deref()) {
         Ok(job) => job,
         Err(_) => {
             dead_letter::write(&ctx.js, &ctx.topology, original, None, None, attempts, &error).await?;
-            remove(&stream, seq).await;
             return Ok(Handled::DeadLettered);
         }
     };
@@ -161,7 +173,6 @@ pub async fn handle(ctx: &WorkerContext, advisory: &Advisory) -> Result<Handled,
         .fetch_optional(&ctx.store.db)
         .await?;
     if status.is_some_and(|s| s.is_terminal()) {
-        remove(&stream, seq).await;
         return Ok(Handled::AlreadyFinished);
     }
     let id = job.job_id.to_string();
@@ -181,7 +192,6 @@ pub async fn handle(ctx: &WorkerContext, advisory: &Advisory) -> Result<Handled,
     {
         tracing::warn!(error = %e, job_id = %id, "dead status not announced");
     }
-    remove(&stream, seq).await;
     Ok(Handled::DeadLettered)
 }
 

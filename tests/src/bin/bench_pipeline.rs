@@ -2,13 +2,20 @@
 //! release binaries started by `deploy/bench.sh` (never part of CI).
 //!
 //! 1. Accepted jobs/s: closed loop, N keep-alive clients, `GET /api/v1/geo/nearest`
-//!    answered 202 (JetStream PubAck). Then waits for the geo workers to drain.
+//!    answered 202 (the broker's acknowledgement: JetStream's PubAck, or
+//!    RabbitMQ's publisher confirm). Then waits for the geo workers to drain.
 //! 2. End-to-end nearest latency: open loop at a fixed rate, `Prefer: wait=N`,
 //!    measured from each request's scheduled send time (no coordinated omission).
 //! 3. Raw KNN query rate: `gad_workers::jobs::geo::nearest::query` on a warmed
 //!    sqlx pool, no HTTP and no queue.
 //!
-//! `bench_pipeline --cleanup` only deletes the benchmark's streams and buckets.
+//! The jobs queue is the services' `queue.backend` (`--queue`, from
+//! `GAD_QUEUE__BACKEND`): phases 1, 2 and 5 run the same on either broker,
+//! the drain reads the backlog where it is (`bench_pipeline/queue.rs`), and
+//! phase 4 adds the raw RabbitMQ confirmed-publish rate when the jobs are there.
+//!
+//! `bench_pipeline --cleanup` only deletes the benchmark's streams and buckets;
+//! `--cleanup-rabbitmq` only its RabbitMQ queues and exchanges.
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -31,8 +38,12 @@ use hyper_util::rt::TokioIo;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
+#[path = "bench_pipeline/queue.rs"]
+mod queue;
 #[path = "bench_pipeline/raw_publish.rs"]
 mod raw_publish;
+
+use queue::{QueueAccess, QueueKind};
 
 /// Buenos Aires box of the seeded efectivos.
 const LAT: (f64, f64) = (-34.705, -34.527);
@@ -64,9 +75,26 @@ struct Args {
     stream_prefix: String,
     #[arg(long, env = "GAD_NATS__SUBJECT_PREFIX", default_value = "bench")]
     subject_prefix: String,
-    /// Durable consumer of the geo group.
+    /// Durable consumer of the geo group (on RabbitMQ: the lane `<prefix>GAD_JOBS.<this>`).
     #[arg(long, default_value = "geo")]
     consumer: String,
+    /// The broker carrying the jobs, as the services were started with.
+    #[arg(
+        long,
+        env = "GAD_QUEUE__BACKEND",
+        value_enum,
+        ignore_case = true,
+        default_value = "jetstream"
+    )]
+    queue: QueueKind,
+    /// RabbitMQ, when `--queue rabbitmq` (may carry a password: never printed).
+    #[arg(
+        long,
+        env = "GAD_QUEUE__RABBITMQ__URL",
+        hide_env_values = true,
+        default_value = "amqp://guest:guest@127.0.0.1:5672/%2f"
+    )]
+    amqp_url: String,
     /// Phases to run, e.g. `1,2,3` or `2`.
     #[arg(long, env = "BENCH_PHASES", default_value = "1,2,3", value_delimiter = ',')]
     phases: Vec<u8>,
@@ -100,6 +128,9 @@ struct Args {
     /// platform.md's JetStream publish ceiling (256 acks in flight), msg/s.
     #[arg(long, default_value_t = 119_000.0)]
     publish_ceiling: f64,
+    /// platform.md's RabbitMQ ceiling (persistent, confirms, 256 in flight), msg/s.
+    #[arg(long, default_value_t = 11_800.0)]
+    rabbit_publish_ceiling: f64,
     /// A process to report CPU for, `name=pid` (repeatable).
     #[arg(long = "cpu-pid", value_parser = parse_named_pid)]
     cpu_pids: Vec<(String, u32)>,
@@ -116,6 +147,9 @@ struct Args {
     /// Only delete the prefixed streams and buckets, then exit.
     #[arg(long)]
     cleanup: bool,
+    /// Only delete the prefixed RabbitMQ queues and exchanges (at `--amqp-url`), then exit.
+    #[arg(long)]
+    cleanup_rabbitmq: bool,
 }
 
 impl Args {
@@ -217,10 +251,12 @@ struct CpuSnap {
     machine_all: u64,
 }
 
-const SHARED_SERVERS: [(&str, &str); 3] = [
+const SHARED_SERVERS: [(&str, &str); 4] = [
     ("nats-server", "nats"),
     ("postgres", "postgres"),
     ("redis-server", "redis"),
+    // RabbitMQ's Erlang VM (the only one on these machines).
+    ("beam.smp", "rabbitmq"),
 ];
 
 /// Resident memory of `pid`, KiB.
@@ -355,6 +391,8 @@ fn cpu_report(a: &CpuSnap, b: &CpuSnap) -> (String, f64) {
 #[derive(Default)]
 struct ClosedStats {
     accepted: u64,
+    /// Jobs the broker took (200 or 202), warm-up and overrun included: what the drain waits for.
+    published: u64,
     other: BTreeMap<u16, u64>,
     transport_errors: u64,
 }
@@ -363,6 +401,8 @@ struct Phase1 {
     /// CPU of other work on the machine during the phase, % of one core.
     other_cpu: f64,
     accepted: u64,
+    /// Every 200 or 202 of the phase, warm-up included.
+    published: u64,
     rate: f64,
     other: BTreeMap<u16, u64>,
     transport_errors: u64,
@@ -405,6 +445,9 @@ async fn closed_client(
         match result {
             Ok((status, _)) => {
                 sender = Some(s);
+                if status == StatusCode::ACCEPTED || status == StatusCode::OK {
+                    stats.published += 1;
+                }
                 if !counted {
                     continue;
                 }
@@ -460,6 +503,7 @@ async fn phase1(args: &Args, target: Arc<Target>, clients: usize) -> anyhow::Res
     for t in tasks {
         let (s, h) = t.await??;
         total.accepted += s.accepted;
+        total.published += s.published;
         total.transport_errors += s.transport_errors;
         for (code, n) in s.other {
             *total.other.entry(code).or_insert(0) += n;
@@ -469,6 +513,7 @@ async fn phase1(args: &Args, target: Arc<Target>, clients: usize) -> anyhow::Res
     let secs: Vec<u64> = per_second.iter().map(|c| c.load(Ordering::Relaxed)).collect();
     let r = Phase1 {
         accepted: total.accepted,
+        published: total.published,
         rate: total.accepted as f64 / window.as_secs_f64(),
         other: total.other,
         transport_errors: total.transport_errors,
@@ -521,18 +566,19 @@ struct Drain {
     backlog: u64,
     secs: f64,
     purged: bool,
+    /// RabbitMQ: accepted jobs that never got a terminal row while nothing
+    /// was left waiting (see [`queue::Backlog::can_stall`]).
+    unfinished: u64,
 }
 
-async fn backlog(js: &async_nats::jetstream::Context, stream: &str, consumer: &str) -> anyhow::Result<(u64, u64)> {
-    let s = js.get_stream(stream).await.context("get jobs stream")?;
-    let info = s.consumer_info(consumer).await.context("consumer info")?;
-    Ok((info.num_pending, info.num_ack_pending as u64))
-}
+/// Nothing pending or unacknowledged, nor accounted as in flight, for this long
+/// with no progress: the jobs left are not coming.
+const STALL: Duration = Duration::from_secs(30);
 
 /// [`drain`], or "nothing drained" when there is no geo consumer (ingress
 /// measured alone, `BENCH_WORKER_GROUPS=[]`): the streams go at cleanup.
-async fn drain_or_report(args: &Args) -> Drain {
-    match drain(args, &args.cpu_pids).await {
+async fn drain_or_report(args: &Args, access: &QueueAccess, mark: u64, published: u64) -> Drain {
+    match drain(args, access, mark, published).await {
         Ok(d) => d,
         Err(e) => {
             println!("    backlog not drained ({e:#}); left for cleanup");
@@ -540,45 +586,73 @@ async fn drain_or_report(args: &Args) -> Drain {
                 backlog: 0,
                 secs: 0.0,
                 purged: true,
+                unfinished: 0,
             }
         }
     }
 }
 
-/// Waits until the geo consumer has nothing pending or unacknowledged.
-async fn drain(args: &Args, named: &[(String, u32)]) -> anyhow::Result<Drain> {
-    let client = async_nats::connect(gad_shared::topology::server_urls(&args.nats_url))
-        .await
-        .context("connecting to NATS")?;
-    let js = async_nats::jetstream::new(client);
-    let stream = format!("{}GAD_JOBS", args.stream_prefix);
+/// Waits until the geo lane has nothing pending or unacknowledged: the
+/// backlog of the `published` jobs accepted since `mark` (a phase's start).
+async fn drain(args: &Args, access: &QueueAccess, mark: u64, published: u64) -> anyhow::Result<Drain> {
+    let named = &args.cpu_pids;
+    let mut backlog = access.backlog(&args.consumer, mark, published).await?;
     let start = Instant::now();
     let cpu_a = cpu_snapshot(named, args.bench_db());
-    let (p0, a0) = backlog(&js, &stream, &args.consumer).await?;
+    let d0 = backlog.depth(true).await?;
+    let (p0, a0) = (d0.pending, d0.unacked.unwrap_or(0));
     let first = p0 + a0;
     println!(
-        "\n[drain] geo backlog after phase 1: {p0} pending + {a0} unacknowledged; waiting (≤ {} s)",
+        "\n[drain] geo backlog after the phase on {}: {p0} pending + {a0} unacknowledged; waiting (≤ {} s)",
+        args.queue.label(),
         args.drain_timeout_s
     );
     let deadline = start + Duration::from_secs(args.drain_timeout_s);
     let mut last_report = start;
     let mut purged = false;
+    let mut unfinished = 0;
+    // The last change of the backlog (RabbitMQ's stall rule).
+    let mut last_seen = (p0, a0);
+    let mut last_change = start;
     loop {
-        let (p, a) = backlog(&js, &stream, &args.consumer).await?;
-        if p + a == 0 {
-            break;
+        let report_due = last_report.elapsed() >= Duration::from_secs(15);
+        let d = backlog.depth(report_due).await?;
+        let p = d.pending;
+        if let Some(a) = d.unacked {
+            if p + a == 0 {
+                break;
+            }
+            if (p, a) != last_seen {
+                last_seen = (p, a);
+                last_change = Instant::now();
+            } else if p == 0 && backlog.can_stall() && last_change.elapsed() >= STALL {
+                println!(
+                    "    WARNING: {a} accepted jobs have no terminal jobs row and none waits on {}; \
+                     no progress for {} s: ending the drain",
+                    backlog.name(),
+                    STALL.as_secs()
+                );
+                unfinished = a;
+                break;
+            }
+        } else if p != last_seen.0 {
+            last_seen.0 = p;
+            last_change = Instant::now();
         }
         if Instant::now() >= deadline {
+            let a = d.unacked.map_or("?".to_string(), |a| a.to_string());
             println!(
-                "    backlog not drained within {} s ({p} + {a} left): purging {stream}",
-                args.drain_timeout_s
+                "    backlog not drained within {} s ({p} + {a} left): purging {}",
+                args.drain_timeout_s,
+                backlog.name()
             );
-            js.get_stream(&stream).await?.purge().await.context("purge")?;
+            backlog.purge().await?;
             purged = true;
             tokio::time::sleep(Duration::from_secs(2)).await;
             break;
         }
-        if last_report.elapsed() >= Duration::from_secs(15) {
+        if report_due {
+            let a = d.unacked.unwrap_or(0);
             let done = first.saturating_sub(p + a);
             println!(
                 "    {:>4.0} s: {p} pending + {a} unacknowledged ({}/s so far)",
@@ -589,22 +663,27 @@ async fn drain(args: &Args, named: &[(String, u32)]) -> anyhow::Result<Drain> {
         }
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
-    let secs = start.elapsed().as_secs_f64();
+    // A stalled drain ended with its last progress.
+    let ended = if unfinished > 0 { last_change } else { Instant::now() };
+    let secs = ended.duration_since(start).as_secs_f64();
     let cpu_b = cpu_snapshot(named, args.bench_db());
+    let drained = first.saturating_sub(unfinished);
     if !purged {
         println!(
-            "    drained {first} jobs in {secs:.1} s = {}/s worker throughput (geo group, whole pipeline per job)",
-            thousands(first as f64 / secs.max(1e-3))
+            "    drained {drained} jobs in {secs:.1} s = {}/s worker throughput (geo group, whole pipeline per job, {})",
+            thousands(drained as f64 / secs.max(1e-3)),
+            args.queue.label()
         );
         println!("    {}", cpu_line(&cpu_a, &cpu_b));
-        println!("    {}", cpu_per_unit(&cpu_a, &cpu_b, first, "drained job"));
+        println!("    {}", cpu_per_unit(&cpu_a, &cpu_b, drained, "drained job"));
     }
     // Let the status and event writes of the last jobs settle.
     tokio::time::sleep(Duration::from_secs(2)).await;
     Ok(Drain {
-        backlog: first,
+        backlog: drained,
         secs,
         purged,
+        unfinished,
     })
 }
 
@@ -939,6 +1018,40 @@ async fn cleanup(args: &Args) -> anyhow::Result<()> {
     Ok(())
 }
 
+async fn cleanup_rabbitmq(args: &Args) -> anyhow::Result<()> {
+    if args.stream_prefix.is_empty() {
+        bail!("refusing to clean up without a stream prefix (that would delete the dev system's queues)");
+    }
+    queue::delete_rabbitmq(&args.amqp_url, &args.stream_prefix, &args.subject_prefix).await?;
+    println!(
+        "deleted the {}GAD_JOBS* RabbitMQ queues and exchanges at {}",
+        args.stream_prefix,
+        without_password(&args.amqp_url)
+    );
+    Ok(())
+}
+
+/// `amqp://host:port/vhost`: a URL as it may be printed.
+fn without_password(url: &str) -> String {
+    match (url.split_once("://"), url.rfind('@')) {
+        (Some((scheme, _)), Some(at)) => format!("{scheme}://{}", &url[at + 1..]),
+        _ => url.to_string(),
+    }
+}
+
+/// Which broker carries the jobs, for the figures' headings.
+fn queue_line(args: &Args) -> String {
+    match args.queue {
+        QueueKind::Jetstream => format!("NATS JetStream ({}GAD_JOBS)", args.stream_prefix),
+        QueueKind::Rabbitmq => format!(
+            "RabbitMQ at {} (quorum queue {}GAD_JOBS.{}); events, status and DLQ on NATS",
+            without_password(&args.amqp_url),
+            args.stream_prefix,
+            args.consumer
+        ),
+    }
+}
+
 fn check(ok: bool) -> &'static str {
     if ok { "PASS" } else { "MISS" }
 }
@@ -946,8 +1059,14 @@ fn check(ok: bool) -> &'static str {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
+    if args.cleanup && args.cleanup_rabbitmq {
+        bail!("--cleanup and --cleanup-rabbitmq: one at a time");
+    }
     if args.cleanup {
         return cleanup(&args).await;
+    }
+    if args.cleanup_rabbitmq {
+        return cleanup_rabbitmq(&args).await;
     }
     let tokens: Vec<String> = match &args.tokens_file {
         Some(path) => std::fs::read_to_string(path)
@@ -972,6 +1091,16 @@ async fn main() -> anyhow::Result<()> {
         "GAD pipeline benchmark: ingress {}, NATS {} (prefix {}), {cores} cores shared by servers and load generator",
         args.ingress_url, args.nats_url, args.stream_prefix
     );
+    println!("jobs queue: {}", queue_line(&args));
+    let access = QueueAccess::new(
+        args.queue,
+        &args.nats_url,
+        &args.amqp_url,
+        &args.stream_prefix,
+        &args.subject_prefix,
+        args.database_url.as_deref(),
+    )
+    .await?;
 
     // Fail early on a wrong token, a stopped ingress or workers that do not answer.
     if !args.no_probe {
@@ -988,8 +1117,10 @@ async fn main() -> anyhow::Result<()> {
     }
 
     let p1 = if args.phases.contains(&1) {
+        let mark = access.mark().await?;
         let r = phase1(&args, target.clone(), args.clients).await?;
-        Some((r, drain_or_report(&args).await))
+        let d = drain_or_report(&args, &access, mark, r.published).await;
+        Some((r, d))
     } else {
         None
     };
@@ -1017,16 +1148,30 @@ async fn main() -> anyhow::Result<()> {
     } else {
         None
     };
+    // With the jobs on RabbitMQ, phase 1 is read against RabbitMQ's own ceiling.
+    let p4_rabbit = if args.phases.contains(&4) && args.queue == QueueKind::Rabbitmq {
+        Some(
+            raw_publish::run_rabbitmq(
+                &args.amqp_url,
+                &queue::raw_publish_queue(&args.stream_prefix),
+                args.raw_publish_s,
+            )
+            .await?,
+        )
+    } else {
+        None
+    };
     let p5 = if args.phases.contains(&5) {
         let ingress_pid = args.cpu_pids.iter().find(|(n, _)| n == "ingress").map(|(_, p)| *p);
         let rss_before = ingress_pid.and_then(rss_kib);
+        let mark = access.mark().await?;
         println!(
             "\n[5] overload: {} clients, twice ingress' hard concurrency limit",
             args.overload_clients
         );
         let r = phase1(&args, target.clone(), args.overload_clients).await?;
         let rss_after = ingress_pid.and_then(rss_kib);
-        let d = drain_or_report(&args).await;
+        let d = drain_or_report(&args, &access, mark, r.published).await;
         Some((r, d, rss_before, rss_after))
     } else {
         None
@@ -1035,11 +1180,13 @@ async fn main() -> anyhow::Result<()> {
     println!(
         "\n===== GAD pipeline bench: summary ({cores} cores, loopback, release; load generator on the same cores) ====="
     );
+    println!("jobs queue: {}", queue_line(&args));
     if let Some((r, d)) = &p1 {
         let non202: u64 = r.other.values().sum();
         println!(
-            "accepted jobs/s (202 = PubAck; {} closed-loop keep-alive clients, raw hyper, {}s): {}/s  p50 {:.1} ms p99 {:.1} ms  \
+            "accepted jobs/s ({}; {} closed-loop keep-alive clients, raw hyper, {}s): {}/s  p50 {:.1} ms p99 {:.1} ms  \
              non-202 {non202} transport errors {}  [target ≥ 10,000: {}]",
+            args.queue.accepted_means(),
             args.clients,
             args.duration_s,
             thousands(r.rate),
@@ -1052,18 +1199,26 @@ async fn main() -> anyhow::Result<()> {
             println!("  backlog {} not drained in {:.0} s: purged", d.backlog, d.secs);
         } else {
             println!(
-                "  backlog drain (geo workers, full job pipeline): {} jobs in {:.1} s = {}/s",
+                "  backlog drain (geo workers, full job pipeline, jobs on {}): {} jobs in {:.1} s = {}/s",
+                args.queue.label(),
                 d.backlog,
                 d.secs,
                 thousands(d.backlog as f64 / d.secs.max(1e-3))
+            );
+        }
+        if d.unfinished > 0 {
+            println!(
+                "  WARNING: {} accepted jobs never finished (no terminal jobs row, none waiting)",
+                d.unfinished
             );
         }
         println!("  {}", r.cpu);
     }
     if let Some(r) = &p2 {
         println!(
-            "e2e nearest latency (open loop {}/s, Prefer wait={}, from scheduled send): p50 {:.1} p90 {:.1} p99 {:.1} max {:.1} ms  \
+            "e2e nearest latency (jobs on {}, open loop {}/s, Prefer wait={}, from scheduled send): p50 {:.1} p90 {:.1} p99 {:.1} max {:.1} ms  \
              achieved {:.0}/s  timeouts {} errors {}  [target p99 ≤ 50 ms: {}]",
+            args.queue.label(),
             args.rate,
             args.wait_s,
             ms(r.p50_us),
@@ -1096,7 +1251,14 @@ async fn main() -> anyhow::Result<()> {
             r.errors
         );
     }
-    if let Some((r, _, before, after)) = &p5 {
+    if let Some(r) = &p4_rabbit {
+        println!(
+            "raw RabbitMQ confirmed publish (256 in flight, persistent, quorum queue, same broker, same run): {}/s  errors {}",
+            thousands(r.rate),
+            r.errors
+        );
+    }
+    if let Some((r, d, before, after)) = &p5 {
         let refused = r.other.get(&503).copied().unwrap_or(0);
         let answered = r.accepted + r.other.values().sum::<u64>();
         println!(
@@ -1110,6 +1272,12 @@ async fn main() -> anyhow::Result<()> {
             before.map_or("?".into(), |k| format!("{:.0}", k as f64 / 1024.0)),
             after.map_or("?".into(), |k| format!("{:.0}", k as f64 / 1024.0)),
         );
+        if d.unfinished > 0 {
+            println!(
+                "  WARNING: {} accepted jobs never finished (no terminal jobs row, none waiting)",
+                d.unfinished
+            );
+        }
     }
     let mut ratios = Vec::new();
     if let Some(r3) = &p3 {
@@ -1128,15 +1296,24 @@ async fn main() -> anyhow::Result<()> {
         }
     }
     if let Some((r1, _)) = &p1 {
+        let ceiling = match args.queue {
+            QueueKind::Jetstream => args.publish_ceiling,
+            QueueKind::Rabbitmq => args.rabbit_publish_ceiling,
+        };
         ratios.push(format!(
-            "accepted/s = {:.1}% of the {}/s JetStream publish ceiling (platform.md)",
-            r1.rate / args.publish_ceiling * 100.0,
-            thousands(args.publish_ceiling)
+            "accepted/s = {:.1}% of the {}/s {} publish ceiling (platform.md)",
+            r1.rate / ceiling * 100.0,
+            thousands(ceiling),
+            args.queue.label()
         ));
     }
-    if let (Some((r1, _)), Some(r4)) = (&p1, &p4) {
+    let raw = match args.queue {
+        QueueKind::Jetstream => p4.as_ref().map(|r| ("JetStream async-publish", r)),
+        QueueKind::Rabbitmq => p4_rabbit.as_ref().map(|r| ("RabbitMQ confirmed-publish", r)),
+    };
+    if let (Some((r1, _)), Some((what, r4))) = (&p1, raw) {
         ratios.push(format!(
-            "accepted/s = {:.1}% of the raw async-publish rate measured in this run",
+            "accepted/s = {:.1}% of the raw {what} rate measured in this run",
             r1.rate / r4.rate.max(1.0) * 100.0
         ));
     }

@@ -34,8 +34,11 @@ impl CustomApp {
         let urls = ServiceUrls::get()?;
         urls.check_nats().await?;
         let mut iso = Isolation::create(urls).await?;
-        let cleanup = Cleanup::new(urls, &iso.database.name, &iso.nats, &iso.queue);
+        let nats = iso.nats.clone();
         edit(&mut iso);
+        // The prefixes as created (an edit may point NATS elsewhere), the
+        // broker as chosen.
+        let cleanup = Cleanup::new(urls, &iso.database.name, &nats, &iso.queue);
         let db = PgPoolOptions::new()
             .max_connections(4)
             .acquire_timeout(Duration::from_secs(10))

@@ -35,6 +35,7 @@ mod negotiation;
 mod openapi_fuzz;
 mod ops;
 mod otlp;
+mod queue_conformance;
 mod readiness;
 mod relay;
 mod retention;

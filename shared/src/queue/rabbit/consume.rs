@@ -23,13 +23,19 @@ pub struct RabbitConsumer {
 }
 
 impl RabbitConsumer {
+    /// Consumes lane `group`'s queue.
     pub async fn start(link: &RabbitLink, group: &str, prefetch: u16) -> Result<Self, RabbitError> {
+        Self::start_on(link, &link.names().queue(group), prefetch).await
+    }
+
+    /// Consumes the queue named `queue`.
+    pub async fn start_on(link: &RabbitLink, queue: &str, prefetch: u16) -> Result<Self, RabbitError> {
         let channel = link.channel().await?;
         channel.basic_qos(prefetch, BasicQosOptions::default()).await?;
-        let tag = format!("gad-{group}-{}", uuid::Uuid::new_v4());
+        let tag = format!("gad-{queue}-{}", uuid::Uuid::new_v4());
         let consumer = channel
             .basic_consume(
-                link.names().queue(group).as_str().into(),
+                queue.into(),
                 tag.as_str().into(),
                 BasicConsumeOptions::default(),
                 FieldTable::default(),

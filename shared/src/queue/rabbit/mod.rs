@@ -24,6 +24,6 @@ pub use names::RabbitNames;
 
 /// Header carrying the attempts a job had before this copy was published
 /// (a retry copy starts the broker's delivery count again).
-pub const ATTEMPTS_BEFORE: &str = "Gad-Attempts";
+pub const ATTEMPTS_BEFORE: &str = "Gad-Attempts-Before";
 /// The quorum queue's count of earlier deliveries of this copy.
 pub const DELIVERY_COUNT: &str = "x-delivery-count";
