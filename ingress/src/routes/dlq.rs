@@ -37,6 +37,7 @@ fn ops(state: &AppState, caller: &Caller) -> Result<DlqOps, ApiError> {
     Ok(DlqOps {
         db: state.db.clone(),
         js: state.nats.js.clone(),
+        publisher: state.publisher.clone(),
         topology: state.nats.topology.clone(),
         status: status.clone(),
         timeout: state.settings.nats.publish_timeout,

@@ -83,7 +83,10 @@ pub struct ListQuery {
 #[derive(Clone)]
 pub struct DlqOps {
     pub db: PgPool,
+    /// Reads the dead-letter stream.
     pub js: jetstream::Context,
+    /// Where a replayed job is published (JetStream or RabbitMQ).
+    pub publisher: crate::queue::Publisher,
     pub topology: Topology,
     pub status: kv::Store,
     /// Bound on each NATS call (the configured publish timeout).

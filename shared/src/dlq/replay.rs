@@ -1,7 +1,7 @@
 //! Replaying a dead job: the job goes back to `queued` with a fresh attempt
 //! budget and is published again from its dead-letter record, under the
 //! message id `<job_id>:r<n>` so the jobs stream's duplicate window does not
-//! drop it as the original.
+//! drop it as the original. It goes to whichever broker carries the jobs.
 //!
 //! The row is locked while the message is published and released by the
 //! commit: a worker that picks the new message at once waits on the lock and
@@ -9,7 +9,6 @@
 //! worker finds the row still `dead` and acknowledges the message unrun.
 
 use async_nats::HeaderMap;
-use async_nats::jetstream::message::PublishMessage;
 use chrono::Utc;
 use serde_json::json;
 
@@ -80,23 +79,19 @@ impl DlqOps {
     async fn publish(&self, parsed: &Parsed, subject: &str, job_id: uuid::Uuid, done: i64) -> Result<i64, DlqError> {
         for n in done + 1..=done + MAX_ID_TRIES {
             let msg_id = format!("{job_id}:r{n}");
-            let message = PublishMessage::build()
-                .payload(parsed.message.payload.clone())
-                .headers(original_headers(&parsed.message.headers))
-                .message_id(msg_id);
-            let ack = tokio::time::timeout(self.timeout, async {
-                self.js
-                    .send_publish(subject.to_string(), message)
-                    .await
-                    .map_err(DlqError::nats)?
-                    .await
-                    .map_err(DlqError::nats)
-            })
-            .await
-            .map_err(|_| DlqError::Timeout(self.timeout))??;
+            let duplicate = self
+                .publisher
+                .publish(
+                    subject,
+                    &original_headers(&parsed.message.headers),
+                    &parsed.message.payload,
+                    &msg_id,
+                )
+                .await
+                .map_err(|e| DlqError::Nats(e.to_string()))?;
             // A duplicate means an earlier replay published `r<n>` and then
             // failed to commit; that message was acknowledged unrun.
-            if !ack.duplicate {
+            if !duplicate {
                 return Ok(n);
             }
         }
@@ -186,12 +181,15 @@ fn original_headers(stored: &HeaderMap) -> HeaderMap {
         header::ORIGINAL_SUBJECT,
         header::REDACTED,
         headers::MSG_ID,
+        // A RabbitMQ retry copy's count: the replay starts a fresh budget.
+        crate::queue::rabbit::ATTEMPTS_BEFORE,
     ];
     stored
         .iter()
         .filter(|(name, _)| {
             let name: &str = name.as_ref();
-            !ours.iter().any(|o| o.eq_ignore_ascii_case(name))
+            // `x-…`: RabbitMQ's own bookkeeping (delivery count, x-death).
+            !ours.iter().any(|o| o.eq_ignore_ascii_case(name)) && !name.starts_with("x-")
         })
         .flat_map(|(name, values)| values.iter().map(move |v| (name.clone(), v.clone())))
         .collect()

@@ -1177,6 +1177,8 @@ async fn main() -> anyhow::Result<()> {
         None
     };
 
+    access.close().await;
+
     println!(
         "\n===== GAD pipeline bench: summary ({cores} cores, loopback, release; load generator on the same cores) ====="
     );

@@ -147,6 +147,20 @@ impl Harness {
 
     /// The job's row once it is terminal: (status, attempts).
     pub async fn terminal(&self, job_id: uuid::Uuid, within: Duration) -> anyhow::Result<(String, i32)> {
+        self.terminal_other_than(job_id, within, &[]).await
+    }
+
+    /// [`Self::terminal`] once the row has left `dead` (a replay put it back).
+    pub async fn terminal_after_replay(&self, job_id: uuid::Uuid, within: Duration) -> anyhow::Result<(String, i32)> {
+        self.terminal_other_than(job_id, within, &["dead"]).await
+    }
+
+    async fn terminal_other_than(
+        &self,
+        job_id: uuid::Uuid,
+        within: Duration,
+        skip: &[&str],
+    ) -> anyhow::Result<(String, i32)> {
         let until = tokio::time::Instant::now() + within;
         loop {
             let row: Option<(String, i32)> =
@@ -156,6 +170,7 @@ impl Harness {
                     .await?;
             if let Some((status, attempts)) = &row
                 && !matches!(status.as_str(), "queued" | "running")
+                && !skip.contains(&status.as_str())
             {
                 return Ok((status.clone(), *attempts));
             }

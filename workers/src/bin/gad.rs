@@ -219,9 +219,11 @@ async fn dlq(settings: &WorkersSettings, pool: sqlx::PgPool, action: DlqAction) 
     .await
     .context("NATS did not answer")?
     .context("binding the job status bucket")?;
+    let publisher = gad_shared::queue::Publisher::new(&settings.queue, &settings.nats, js.clone(), "gad dlq");
     let ops = DlqOps {
         db: pool,
         js,
+        publisher,
         topology,
         status,
         timeout: settings.nats.publish_timeout,

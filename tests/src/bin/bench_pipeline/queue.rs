@@ -168,6 +168,15 @@ impl QueueAccess {
         })
     }
 
+    /// Closes the RabbitMQ connection (a process that just exits leaves the
+    /// broker a "client unexpectedly closed TCP connection").
+    pub async fn close(&self) {
+        if let QueueAccess::RabbitMq { link, db } = self {
+            link.close().await;
+            db.close().await;
+        }
+    }
+
     /// Taken right before a phase that leaves a backlog.
     pub async fn mark(&self) -> anyhow::Result<u64> {
         match self {
@@ -238,23 +247,28 @@ impl Backlog {
                 if !channel.status().connected() {
                     *channel = link.channel().await.context("reconnecting to RabbitMQ")?;
                 }
+                // Rows first when both are wanted: jobs finishing between the
+                // two reads then show as in flight rather than vanish.
+                let done_first = if exact { Some(terminal_rows(db).await?) } else { None };
                 let passive = QueueDeclareOptions {
                     passive: true,
                     ..QueueDeclareOptions::default()
                 };
                 let mut pending = 0u64;
                 for q in queues.iter() {
+                    // message_count is the ready messages only (quorum queues too).
                     let queue = channel
                         .queue_declare(q.as_str().into(), passive, FieldTable::default())
                         .await
                         .with_context(|| format!("passive declare of {q}"))?;
                     pending += u64::from(queue.message_count());
                 }
-                if pending > 0 && !exact {
-                    return Ok(Depth { pending, unacked: None });
-                }
-                let done = terminal_rows(db).await?.saturating_sub(*done_at_mark);
-                let unfinished = accepted.saturating_sub(done);
+                let done = match done_first {
+                    Some(done) => done,
+                    None if pending == 0 => terminal_rows(db).await?,
+                    None => return Ok(Depth { pending, unacked: None }),
+                };
+                let unfinished = accepted.saturating_sub(done.saturating_sub(*done_at_mark));
                 Ok(Depth {
                     pending,
                     unacked: Some(unfinished.saturating_sub(pending)),

@@ -2,9 +2,10 @@
 
 use std::time::Duration;
 
-use gad_e2e::users::SUPERVISOR;
+use gad_e2e::users::{ADMIN, SUPERVISOR};
 use gad_shared::job::kind_spec;
 use gad_shared::queue::Backend;
+use reqwest::{Method, StatusCode};
 use serde_json::json;
 
 use super::{Harness, on_both};
@@ -63,6 +64,8 @@ on_both!(a_job_published_twice_is_applied_once);
 /// A job that fails transiently every time ends `dead` after exactly its
 /// `max_attempts`, its record on the dead-letter stream; on RabbitMQ each
 /// retry went through a TTL bucket and came back under its own subject.
+/// Replayed by an operator once the database is fine, it runs to success
+/// on a fresh attempt budget, through the same broker.
 ///
 /// The failure: the test holds `efectivos` locked, so every KNN query waits
 /// until its statement timeout.
@@ -97,6 +100,16 @@ async fn an_always_failing_job_is_dead_lettered_after_its_attempts(backend: Back
             .map(|v| v.as_str().to_string()),
         Some(job.record.job_id.to_string())
     );
+
+    h.app.start_ingress().await?;
+    let admin = h.app.user(ADMIN).await?;
+    let path = format!("/api/v1/admin/dlq/{}/replay", job.record.job_id);
+    let r = h.app.send(Method::POST, &path, &admin.token).await?;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    let (status, attempts) = h
+        .terminal_after_replay(job.record.job_id, Duration::from_secs(15))
+        .await?;
+    assert_eq!((status.as_str(), attempts), ("succeeded", 1));
     h.stop().await
 }
 on_both!(an_always_failing_job_is_dead_lettered_after_its_attempts);
