@@ -11,6 +11,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use async_nats::jetstream;
+use gad_shared::queue::Publisher;
 use gad_shared::topology::Topology;
 use serde::Deserialize;
 use tokio_util::sync::CancellationToken;
@@ -83,6 +84,7 @@ impl Admission {
     pub fn follow(
         &self,
         js: jetstream::Context,
+        publisher: Publisher,
         topology: Topology,
         settings: &AdmissionSettings,
         cancel: CancellationToken,
@@ -98,7 +100,7 @@ impl Admission {
                     _ = cancel.cancelled() => break,
                     _ = tick.tick() => {}
                 }
-                if let Some(lags) = gad_shared::lag::read(&js, &topology, timeout).await {
+                if let Some(lags) = gad_shared::lag::read(&js, &publisher, &topology, timeout).await {
                     for (lane, lag) in lags {
                         if let Some(lag) = lag {
                             me.record(lane, lag.backlog());

@@ -78,9 +78,11 @@ impl Application {
             .timeout(settings.ingress.ops_timeout)
             .connect_timeout(settings.ingress.ops_timeout)
             .build()?;
+        let publisher = Publisher::new(&settings.queue, &settings.nats, nats.js.clone(), "gad-ingress");
         let admission = Admission::new(&settings.ingress.admission);
         admission.follow(
             nats.js.clone(),
+            publisher.clone(),
             nats.topology.clone(),
             &settings.ingress.admission,
             background.clone(),
@@ -92,7 +94,6 @@ impl Application {
             redis.clone(),
             settings.redis.command_timeout,
         );
-        let publisher = Publisher::new(&settings.queue, &settings.nats, nats.js.clone(), "gad-ingress");
         let state = AppState::new(Shared {
             publisher,
             rate_limits,

@@ -7,6 +7,7 @@ use async_nats::jetstream;
 use async_nats::jetstream::consumer::Info;
 
 use crate::job::GROUPS;
+use crate::queue::Publisher;
 use crate::topology::Topology;
 
 /// One group's durable consumer, as JetStream counts it.
@@ -34,15 +35,40 @@ impl Lag {
     }
 }
 
-/// Every group's lag: one stream lookup, then one consumer-info request per
-/// group, each within `timeout`. `None` when the stream cannot be read; a
-/// group whose consumer cannot be read (none bound yet, or a timeout) is
-/// `None` in the list.
+/// Every group's lag on whichever broker carries the jobs. On JetStream: one
+/// stream lookup, then one consumer-info request per group, each within
+/// `timeout`; `None` when the stream cannot be read, and a group whose
+/// consumer cannot be read (none bound yet, or a timeout) is `None` in the
+/// list. On RabbitMQ: each lane queue's ready jobs (AMQP does not count the
+/// unacknowledged ones, which the prefetch bounds anyway).
 pub async fn read(
     js: &jetstream::Context,
+    publisher: &Publisher,
     topology: &Topology,
     timeout: Duration,
 ) -> Option<Vec<(&'static str, Option<Lag>)>> {
+    if let Publisher::RabbitMq(link) = publisher {
+        return match tokio::time::timeout(timeout, link.depths()).await {
+            Ok(Ok(depths)) => Some(
+                depths
+                    .into_iter()
+                    .map(|(group, ready)| {
+                        let lag = Lag {
+                            pending: ready,
+                            ack_pending: 0,
+                            redelivered: 0,
+                        };
+                        (group, Some(lag))
+                    })
+                    .collect(),
+            ),
+            Ok(Err(e)) => {
+                tracing::debug!(error = %e, "RabbitMQ queues unavailable for lag");
+                None
+            }
+            Err(_) => None,
+        };
+    }
     let stream = match tokio::time::timeout(timeout, js.get_stream(topology.jobs_stream())).await {
         Ok(Ok(s)) => s,
         Ok(Err(e)) => {

@@ -603,8 +603,9 @@ async fn drain(args: &Args, access: &QueueAccess, mark: u64, published: u64) -> 
     let (p0, a0) = (d0.pending, d0.unacked.unwrap_or(0));
     let first = p0 + a0;
     println!(
-        "\n[drain] geo backlog after the phase on {}: {p0} pending + {a0} unacknowledged; waiting (≤ {} s)",
+        "\n[drain] geo backlog after the phase on {}: {p0} pending + {a0} {}; waiting (≤ {} s)",
         args.queue.label(),
+        backlog.unacked_label(),
         args.drain_timeout_s
     );
     let deadline = start + Duration::from_secs(args.drain_timeout_s);
@@ -655,8 +656,9 @@ async fn drain(args: &Args, access: &QueueAccess, mark: u64, published: u64) -> 
             let a = d.unacked.unwrap_or(0);
             let done = first.saturating_sub(p + a);
             println!(
-                "    {:>4.0} s: {p} pending + {a} unacknowledged ({}/s so far)",
+                "    {:>4.0} s: {p} pending + {a} {} ({}/s so far)",
                 start.elapsed().as_secs_f64(),
+                backlog.unacked_label(),
                 thousands(done as f64 / start.elapsed().as_secs_f64())
             );
             last_report = Instant::now();

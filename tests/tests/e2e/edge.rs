@@ -10,6 +10,7 @@ use futures::StreamExt;
 use gad_e2e::tasks::ServiceTasks;
 use gad_e2e::users;
 use gad_ingress::IngressSettings;
+use gad_shared::queue::Backend;
 use reqwest::StatusCode;
 use serde_json::Value;
 use tokio_util::sync::CancellationToken;
@@ -169,7 +170,17 @@ async fn past_the_hard_limit_requests_are_refused_at_once_and_admitted_ones_fini
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_lane_over_its_backlog_threshold_refuses_jobs_and_records_nothing() -> anyhow::Result<()> {
-    let mut app = CustomApp::new(|_| {}).await?;
+    lane_over_its_backlog(Backend::Jetstream).await
+}
+
+/// The same, the backlog read from the lane's RabbitMQ queue.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_rabbitmq_a_lane_over_its_backlog_threshold_refuses_jobs() -> anyhow::Result<()> {
+    lane_over_its_backlog(Backend::Rabbitmq).await
+}
+
+async fn lane_over_its_backlog(backend: Backend) -> anyhow::Result<()> {
+    let mut app = CustomApp::new(|iso| iso.queue.backend = backend).await?;
     // The workers create the lanes' consumers; nothing is pending in them.
     app.start_workers(|_| {}).await?;
     let (base, mut tasks) = start(&app, |s| {

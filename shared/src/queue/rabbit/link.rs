@@ -167,6 +167,29 @@ impl RabbitLink {
         }
     }
 
+    /// Jobs waiting in each lane's queue (ready, not yet delivered). AMQP
+    /// does not tell how many are delivered and unacknowledged.
+    pub async fn depths(&self) -> Result<Vec<(&'static str, u64)>, RabbitError> {
+        let channel = self.channel().await?;
+        let passive = QueueDeclareOptions {
+            passive: true,
+            ..QueueDeclareOptions::default()
+        };
+        let mut depths = Vec::with_capacity(GROUPS.len());
+        for group in GROUPS {
+            let q = channel
+                .queue_declare(
+                    self.inner.names.queue(group).as_str().into(),
+                    passive,
+                    FieldTable::default(),
+                )
+                .await?;
+            depths.push((*group, u64::from(q.message_count())));
+        }
+        let _ = channel.close(200, "read".into()).await;
+        Ok(depths)
+    }
+
     /// Closes the connection (acknowledgements already sent are kept; a
     /// delivery not yet settled goes back to its queue).
     pub async fn close(&self) {
