@@ -23,6 +23,9 @@ use crate::settings::IngressSettings;
 use crate::state::{AppState, Shared};
 use crate::waiters::Waiters;
 
+/// Longest wait for the RabbitMQ connection's closing handshake at shutdown.
+const CLOSE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(2);
+
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
     #[error(transparent)]
@@ -136,6 +139,7 @@ impl Application {
         } = self;
         let grace = state.settings.ingress.shutdown_grace;
         let draining = state.draining.clone();
+        let publisher = state.publisher.clone();
         let app = NormalizePathLayer::trim_trailing_slash().layer(crate::routes::router(state));
         // Nagle's algorithm would hold small responses back for tens of ms.
         let listener = listener.tap_io(|tcp| {
@@ -161,6 +165,10 @@ impl Application {
         background.cancel();
         tracker.close();
         tracker.wait().await;
+        // A closing handshake, not a dropped socket, for RabbitMQ.
+        if let Publisher::RabbitMq(link) = &publisher {
+            let _ = tokio::time::timeout(CLOSE_TIMEOUT, link.close()).await;
+        }
         result
     }
 }

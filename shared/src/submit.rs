@@ -151,7 +151,13 @@ pub async fn submit(queue: &JobQueue<'_>, job: NewJob) -> Result<JobRecord, Subm
         return Err(e.into());
     }
     if let Err(e) = status {
-        tracing::warn!(%job_id, error = %e, "queued status not recorded; the worker will record it");
+        // A worker that got the job before the broker's confirm came back
+        // has written a newer status already (common on RabbitMQ): as it should.
+        if e.kind() == kv::CreateErrorKind::AlreadyExists {
+            tracing::debug!(%job_id, "a worker recorded the job's status first");
+        } else {
+            tracing::warn!(%job_id, error = %e, "queued status not recorded; the worker will record it");
+        }
     }
     metrics::counter!(crate::metric_names::JOBS_SUBMITTED, "kind" => spec.name, "lane" => spec.group).increment(1);
     Ok(record)

@@ -11,6 +11,7 @@ use std::process::{ExitStatus, Stdio};
 use std::time::Duration;
 
 use anyhow::{Context, bail};
+use gad_shared::queue::Backend;
 use tokio::process::{Child, Command};
 
 use crate::app::unused_port;
@@ -76,6 +77,20 @@ impl Config {
         c.set("nats", "jobs_max_bytes", &iso.nats.jobs_max_bytes.to_string());
         c.set("nats", "events_max_bytes", &iso.nats.events_max_bytes.to_string());
         c.set("nats", "dlq_max_bytes", &iso.nats.dlq_max_bytes.to_string());
+        let backend = match iso.queue.backend {
+            Backend::Jetstream => "jetstream",
+            Backend::Rabbitmq => "rabbitmq",
+        };
+        c.set("queue", "backend", &s(backend));
+        let rabbit = &iso.queue.rabbitmq;
+        c.set("queue.rabbitmq", "url", &s(&rabbit.url));
+        c.set("queue.rabbitmq", "delivery_limit", &rabbit.delivery_limit.to_string());
+        let buckets: Vec<String> = rabbit
+            .retry_buckets
+            .iter()
+            .map(|b| format!("\"{}ms\"", b.as_millis()))
+            .collect();
+        c.set("queue.rabbitmq", "retry_buckets", &format!("[{}]", buckets.join(", ")));
         c.set("postgres", "url", &s(&iso.postgres.url));
         c.set("redis", "url", &s(&iso.redis.url));
         c.set("auth", "jwt_secret", &s(&iso.auth.jwt_secret));

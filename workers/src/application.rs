@@ -203,8 +203,22 @@ impl Application {
         if let Some(link) = &ctx.rabbit {
             loops.spawn(crate::rabbit_dead::run(ctx.clone(), link.clone(), shutdown.clone()));
         }
+        // With the jobs on RabbitMQ, legacy publishers use its jobs exchange
+        // directly: a bridge would move their jobs to a stream nobody reads.
+        let bridge = match ctx.rabbit {
+            None => settings.workers.amqp_bridge.clone(),
+            Some(_) => {
+                if settings.workers.amqp_bridge.url.is_some() {
+                    tracing::warn!("workers.amqp_bridge is ignored: the jobs queue is on RabbitMQ already");
+                }
+                crate::settings::AmqpBridgeSettings {
+                    url: None,
+                    ..settings.workers.amqp_bridge.clone()
+                }
+            }
+        };
         loops.spawn(crate::amqp_bridge::run(
-            settings.workers.amqp_bridge.clone(),
+            bridge,
             crate::amqp_bridge::Target {
                 js: ctx.js.clone(),
                 topology: ctx.topology.clone(),

@@ -114,7 +114,7 @@ async fn phases(args: &Args, settings: &WorkersSettings, db: &sqlx::PgPool, file
         // As `gad import` runs by default: one JetStream write per row, as in the raw run.
         queued_status: false,
     };
-    let target = Target::connect(&settings.nats).await?;
+    let target = Target::connect(&settings.nats, &settings.queue).await?;
     let summary = gad_workers::import::run(&options, &target, &CancellationToken::new()).await?;
     let rate = summary.acked_per_second();
     println!(
@@ -146,7 +146,7 @@ async fn phases(args: &Args, settings: &WorkersSettings, db: &sqlx::PgPool, file
     let app = Application::build(lane).await.context("building the workers")?;
     let shutdown = CancellationToken::new();
     let workers = tokio::spawn(app.run_until(shutdown.clone()));
-    let target = Target::connect(&settings.nats).await?;
+    let target = Target::connect(&settings.nats, &settings.queue).await?;
     let started = Instant::now();
     let summary = gad_workers::import::run(&options, &target, &CancellationToken::new()).await?;
     let published_in = started.elapsed();

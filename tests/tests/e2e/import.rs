@@ -6,6 +6,7 @@
 
 mod apply;
 mod python;
+mod rabbitmq;
 mod redelivery;
 mod rejects;
 mod rerun;

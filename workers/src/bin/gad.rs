@@ -265,7 +265,7 @@ async fn import(settings: &WorkersSettings, args: ImportArgs) -> anyhow::Result<
         progress: true,
         queued_status: args.queued_status,
     };
-    let target = Target::connect(&settings.nats).await?;
+    let target = Target::connect(&settings.nats, &settings.queue).await?;
     let stop = CancellationToken::new();
     let on_signal = stop.clone();
     // A signal stops the reading; rows in flight are still acknowledged and

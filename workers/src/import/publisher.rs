@@ -9,11 +9,11 @@ use std::future::Future;
 use std::pin::Pin;
 use std::time::Duration;
 
-use async_nats::jetstream::context::PublishErrorKind;
-use async_nats::jetstream::{self, kv};
+use async_nats::jetstream::kv;
 use futures::FutureExt;
 use futures::stream::{FuturesUnordered, StreamExt};
-use gad_shared::submit::{Prepared, SubmitError, classify};
+use gad_shared::queue::{self, PublishFailure};
+use gad_shared::submit::{Prepared, SubmitError};
 
 /// Attempts per row before the import stops (NATS away, or the stream full
 /// for longer than the backoff waits: about 8 s in all).
@@ -33,7 +33,7 @@ pub struct Published {
 type InFlight = Pin<Box<dyn Future<Output = Published> + Send>>;
 
 pub struct Publisher {
-    js: jetstream::Context,
+    queue: queue::Publisher,
     /// Where `queued` statuses go; none = not written.
     status: Option<kv::Store>,
     timeout: Duration,
@@ -43,9 +43,9 @@ pub struct Publisher {
 
 impl Publisher {
     /// `timeout`: the longest wait for one PubAck or status write (`nats.publish_timeout`).
-    pub fn new(js: jetstream::Context, status: Option<kv::Store>, timeout: Duration, capacity: usize) -> Self {
+    pub fn new(queue: queue::Publisher, status: Option<kv::Store>, timeout: Duration, capacity: usize) -> Self {
         Self {
-            js,
+            queue,
             status,
             timeout,
             capacity: capacity.max(1),
@@ -64,12 +64,12 @@ impl Publisher {
     /// Starts publishing `job` (it is sent when next polled, by [`Publisher::next`]
     /// or [`Publisher::ready`]).
     pub fn push(&mut self, seq: u64, line: u64, job: Prepared) {
-        let (js, status, timeout) = (self.js.clone(), self.status.clone(), self.timeout);
+        let (queue, status, timeout) = (self.queue.clone(), self.status.clone(), self.timeout);
         self.in_flight.push(Box::pin(async move {
             Published {
                 seq,
                 line,
-                result: publish(&js, &status, timeout, job).await,
+                result: publish(&queue, &status, timeout, job).await,
             }
         }));
     }
@@ -87,13 +87,13 @@ impl Publisher {
 }
 
 async fn publish(
-    js: &jetstream::Context,
+    queue: &queue::Publisher,
     status: &Option<kv::Store>,
     timeout: Duration,
     job: Prepared,
 ) -> Result<bool, SubmitError> {
     let Some(status) = status else {
-        return publish_with_retries(js, timeout, &job).await;
+        return publish_with_retries(queue, &job).await;
     };
     let key = job.record.job_id.to_string();
     let value = job.status()?;
@@ -105,7 +105,7 @@ async fn publish(
             Err(_) => tracing::debug!(job_id = %key, "queued status not recorded in time"),
         }
     };
-    let (published, ()) = tokio::join!(publish_with_retries(js, timeout, &job), queued);
+    let (published, ()) = tokio::join!(publish_with_retries(queue, &job), queued);
     if published.is_err() {
         // As ingress does: no `queued` status for a job that was not accepted.
         let _ = tokio::time::timeout(timeout, status.delete(&key)).await;
@@ -113,27 +113,20 @@ async fn publish(
     published
 }
 
-/// Publishes `job` until JetStream acknowledges it; whether it was a duplicate.
-/// An attempt that got no answer may still have been stored: when a retry is
-/// then reported a duplicate, it is this run's own message, not an earlier
-/// run's, and counts as published.
-async fn publish_with_retries(js: &jetstream::Context, timeout: Duration, job: &Prepared) -> Result<bool, SubmitError> {
+/// Publishes `job` until the broker confirms it (each try within the
+/// publish timeout); whether it was a duplicate. A try that got no answer
+/// may still have been stored: when a retry is then reported a duplicate,
+/// it is this run's own message, not an earlier run's, and counts as published.
+async fn publish_with_retries(queue: &queue::Publisher, job: &Prepared) -> Result<bool, SubmitError> {
     let mut attempt = 1;
     let mut unanswered = false;
+    let id = job.record.job_id.to_string();
     loop {
-        let once = async {
-            let ack = js.send_publish(job.subject.clone(), job.message()).await?;
-            ack.await
-        };
-        let error = match tokio::time::timeout(timeout, once).await {
-            Ok(Ok(ack)) => return Ok(ack.duplicate && !unanswered),
-            Ok(Err(e)) => {
-                unanswered |= e.kind() == PublishErrorKind::TimedOut;
-                classify(e)
-            }
-            Err(_) => {
-                unanswered = true;
-                SubmitError::Unavailable("no PubAck within the timeout".into())
+        let error = match queue.publish(&job.subject, &job.headers, &job.payload, &id).await {
+            Ok(duplicate) => return Ok(duplicate && !unanswered),
+            Err(e) => {
+                unanswered |= matches!(e, PublishFailure::Unavailable(_));
+                SubmitError::from(e)
             }
         };
         if attempt >= ATTEMPTS {

@@ -115,7 +115,7 @@ impl Run {
         let rejects = Rejects::open(&rejects_file, resume)?;
         let skip_through = resume.unwrap_or(0);
         let publisher = Publisher::new(
-            target.js.clone(),
+            target.queue.clone(),
             options.queued_status.then(|| target.status.clone()),
             target.publish_timeout,
             options.in_flight,

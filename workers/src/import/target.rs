@@ -1,10 +1,13 @@
-//! Where an import publishes: the jobs stream and the status bucket of the
-//! configured NATS, bound (not created: the workers create them at start)
-//! within the configured timeouts, so a wrong URL fails fast and says so.
+//! Where an import publishes: the jobs queue (the jobs stream, or RabbitMQ
+//! when `queue.backend` says so) and the status bucket of the configured
+//! NATS, bound (not created: the workers create them at start) within the
+//! configured timeouts, so a wrong URL fails fast and says so.
 
 use std::time::Duration;
 
 use async_nats::jetstream::{self, kv};
+use gad_shared::queue::rabbit::{RabbitLink, RabbitNames};
+use gad_shared::queue::{Backend, Publisher, QueueSettings};
 use gad_shared::settings::NatsSettings;
 use gad_shared::topology::{self, Topology};
 
@@ -12,6 +15,8 @@ use super::error::ImportError;
 
 pub struct Target {
     pub js: jetstream::Context,
+    /// Where the jobs go.
+    pub queue: Publisher,
     pub topology: Topology,
     pub status: kv::Store,
     /// Longest wait for one PubAck or status write (`nats.publish_timeout`).
@@ -21,7 +26,7 @@ pub struct Target {
 }
 
 impl Target {
-    pub async fn connect(settings: &NatsSettings) -> Result<Target, ImportError> {
+    pub async fn connect(settings: &NatsSettings, queue: &QueueSettings) -> Result<Target, ImportError> {
         let url = &settings.url;
         let (client, js) = topology::connect(settings)
             .await
@@ -40,7 +45,16 @@ impl Target {
             .await
             .map_err(|_| ImportError::Nats(format!("no answer from {url} within {:?}", settings.publish_timeout)))?
             .map_err(|e| ImportError::Nats(format!("bucket {bucket} on {url}: {e}")))?;
+        let queue = match queue.backend {
+            Backend::Jetstream => Publisher::new(queue, settings, js.clone(), "gad import"),
+            Backend::Rabbitmq => Publisher::RabbitMq(
+                RabbitLink::connect(&queue.rabbitmq, RabbitNames::new(settings), "gad import")
+                    .await
+                    .map_err(|e| ImportError::Nats(format!("the jobs queue: {e}")))?,
+            ),
+        };
         Ok(Target {
+            queue,
             js,
             topology,
             status,
