@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use async_nats::jetstream::AckKind;
 use async_nats::jetstream::consumer::{AckPolicy, DeliverPolicy, PullConsumer, pull};
-use futures::{FutureExt, StreamExt};
+use futures::StreamExt;
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -118,77 +118,89 @@ async fn run_jetstream(
     if let Some(lane) = gad_shared::job::GROUPS.iter().find(|g| **g == group) {
         tracker.spawn(job_metrics::watch_pending(consumer.clone(), lane, cancel.clone()));
     }
-    'reconnect: while !cancel.is_cancelled() {
-        let messages = consumer
-            .stream()
-            .max_messages_per_batch(settings.concurrency)
-            .heartbeat(std::time::Duration::from_secs(5))
-            .expires(std::time::Duration::from_secs(30))
+    while !cancel.is_cancelled() {
+        // While PostgreSQL is away nothing is pulled: a job pulled now
+        // would only spend an attempt on the outage.
+        tokio::select! {
+            _ = cancel.cancelled() => break,
+            _ = ctx.breaker.closed() => {}
+        }
+        // Permits are taken before jobs are asked for, and no more jobs
+        // than permits: a busy process leaves jobs to its siblings instead
+        // of hoarding them.
+        let first = tokio::select! {
+            _ = cancel.cancelled() => break,
+            p = permits.clone().acquire_owned() => match p { Ok(p) => p, Err(_) => break },
+        };
+        // The breaker may have opened while this loop waited for a permit.
+        if !ctx.breaker.is_closed() {
+            drop(first);
+            continue;
+        }
+        let mut held = vec![first];
+        while let Ok(p) = permits.clone().try_acquire_owned() {
+            held.push(p);
+        }
+        // One request of a bounded life, read to its end even when shutdown
+        // comes meanwhile: a request left open would still deliver jobs
+        // after the process stopped reading, and they would wait out their
+        // ack wait (a continuous pull keeps one open all the time).
+        let batch = consumer
+            .batch()
+            .max_messages(held.len())
+            .expires(PULL_EXPIRES)
             .messages()
             .await;
-        let mut messages = match messages {
-            Ok(m) => m,
+        let mut batch = match batch {
+            Ok(b) => b,
             Err(e) => {
                 tracing::warn!(%group, error = %e, "cannot pull; retrying");
+                drop(held);
                 tokio::select! {
                     _ = cancel.cancelled() => break,
                     _ = tokio::time::sleep(std::time::Duration::from_secs(1)) => continue,
                 }
             }
         };
-        loop {
-            // While PostgreSQL is away nothing is pulled: a job pulled now
-            // would only spend an attempt on the outage.
-            tokio::select! {
-                _ = cancel.cancelled() => break,
-                _ = ctx.breaker.closed() => {}
-            }
-            // The permit is taken before the next message is pulled, so a busy
-            // process leaves jobs to its siblings instead of hoarding them.
-            let permit = tokio::select! {
-                _ = cancel.cancelled() => break,
-                p = permits.clone().acquire_owned() => match p { Ok(p) => p, Err(_) => break },
-            };
-            // The breaker may have opened while this loop waited for a permit.
-            if !ctx.breaker.is_closed() {
-                drop(permit);
-                continue;
-            }
-            let next = tokio::select! {
-                _ = cancel.cancelled() => break,
-                m = messages.next() => m,
-            };
+        let mut handed_back = 0u32;
+        let ends = tokio::time::Instant::now() + PULL_EXPIRES + PULL_SLACK;
+        while let Ok(Some(next)) = tokio::time::timeout_at(ends, batch.next()).await {
             match next {
-                Some(Ok(msg)) => {
-                    let kind = kinds.of(&msg.subject);
-                    let delivery = Delivery::from_jetstream(msg);
-                    spawn_job(&ctx, &tracker, kind, delivery, permit, settings.deadline);
+                Ok(msg) if cancel.is_cancelled() => {
+                    // Not started: to a sibling now, not after the ack wait.
+                    match msg.ack_with(AckKind::Nak(None)).await {
+                        Ok(()) => handed_back += 1,
+                        Err(e) => tracing::warn!(%group, error = %e, "unstarted job not handed back"),
+                    }
                 }
-                Some(Err(e)) => tracing::warn!(%group, error = %e, "pull error"),
-                None => continue 'reconnect,
+                Ok(msg) => {
+                    let Some(permit) = held.pop() else {
+                        // The server sent more than asked: never run past the bound.
+                        let _ = msg.ack_with(AckKind::Nak(None)).await;
+                        continue;
+                    };
+                    let kind = kinds.of(&msg.subject);
+                    spawn_job(
+                        &ctx,
+                        &tracker,
+                        kind,
+                        Delivery::from_jetstream(msg),
+                        permit,
+                        settings.deadline,
+                    );
+                }
+                Err(e) => tracing::warn!(%group, error = %e, "pull error"),
             }
         }
-        hand_back_unstarted(&group, &mut messages).await;
-        break;
+        if handed_back > 0 {
+            tracing::info!(%group, handed_back, "unstarted jobs handed back");
+        }
     }
     tracing::info!(%group, "stopped pulling");
 }
 
-/// Naks, without delay, the messages the client had already pulled into its
-/// buffer but this process will not start, so a sibling runs them now rather
-/// than after their ack wait. Only what is buffered already: waiting for more
-/// would pull jobs (and the naked ones back) just to hand them back again.
-async fn hand_back_unstarted(group: &str, messages: &mut pull::Stream) {
-    let mut handed_back = 0u32;
-    while let Some(Some(Ok(msg))) = messages.next().now_or_never() {
-        match msg.ack_with(AckKind::Nak(None)).await {
-            Ok(()) => handed_back += 1,
-            Err(e) => {
-                tracing::warn!(%group, error = %e, "unstarted job not handed back; redelivered after its ack wait")
-            }
-        }
-    }
-    if handed_back > 0 {
-        tracing::info!(%group, handed_back, "unstarted jobs handed back");
-    }
-}
+/// Life of one pull request: how late shutdown may find one open, and how
+/// often an idle lane asks again.
+const PULL_EXPIRES: std::time::Duration = std::time::Duration::from_secs(1);
+/// Past the request's life, the wait for the server's word that it ended.
+const PULL_SLACK: std::time::Duration = std::time::Duration::from_millis(500);

@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 
 use gad_e2e::service_process::{Config, WorkerProcess};
 use gad_e2e::users::ADMIN;
+use gad_shared::queue::Backend;
 use uuid::Uuid;
 
 use super::load::{self, Submitter};
@@ -46,7 +47,11 @@ struct Loaded {
 
 /// A worker process busy with `JOBS` task creations, 50 of them done.
 async fn loaded(deadline: Duration) -> anyhow::Result<Loaded> {
-    let mut app = CustomApp::new(|_| {}).await?;
+    loaded_on(Backend::Jetstream, deadline).await
+}
+
+async fn loaded_on(backend: Backend, deadline: Duration) -> anyhow::Result<Loaded> {
+    let mut app = CustomApp::new(|iso| iso.queue.backend = backend).await?;
     app.start_ingress().await?;
     let admin = app.user(ADMIN).await?;
     let first = WorkerProcess::start(config(&app, deadline), Duration::from_secs(30)).await?;
@@ -107,7 +112,18 @@ async fn finish_elsewhere(l: Loaded) -> anyhow::Result<()> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_drains_in_flight_jobs_and_exits_zero() -> anyhow::Result<()> {
-    let mut l = loaded(Duration::from_secs(2)).await?;
+    drains_and_exits_zero(Backend::Jetstream).await
+}
+
+/// The same drain with the jobs on RabbitMQ: what the consumer was given
+/// but did not start is requeued at once, not at the connection's close.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_rabbitmq_sigterm_drains_in_flight_jobs_and_exits_zero() -> anyhow::Result<()> {
+    drains_and_exits_zero(Backend::Rabbitmq).await
+}
+
+async fn drains_and_exits_zero(backend: Backend) -> anyhow::Result<()> {
+    let mut l = loaded_on(backend, Duration::from_secs(2)).await?;
     terminate(&mut l, Duration::from_secs(2)).await?;
     assert_eq!(
         load::count_with(&l.app.db, &l.ids, "running").await?,
