@@ -8,7 +8,7 @@ use std::sync::Arc;
 use async_nats::jetstream::AckKind;
 use async_nats::jetstream::consumer::{AckPolicy, DeliverPolicy, PullConsumer, pull};
 use futures::StreamExt;
-use tokio::sync::Semaphore;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
@@ -113,11 +113,40 @@ async fn run_jetstream(
     cancel: CancellationToken,
     tracker: TaskTracker,
 ) {
-    let permits = Arc::new(Semaphore::new(settings.concurrency));
-    let kinds = KindLabels::new(&ctx.topology);
     if let Some(lane) = gad_shared::job::GROUPS.iter().find(|g| **g == group) {
         tracker.spawn(job_metrics::watch_pending(consumer.clone(), lane, cancel.clone()));
     }
+    // Pulled but not started: at most `concurrency`, so a busy process
+    // leaves jobs to its siblings instead of hoarding them; kept locally so
+    // a permit that frees finds its next job without a round trip.
+    let (pulled, waiting) = mpsc::channel(settings.concurrency);
+    tracker.spawn(pull(
+        ctx.clone(),
+        group.clone(),
+        consumer,
+        settings,
+        cancel.clone(),
+        pulled,
+        tracker.clone(),
+    ));
+    run_pulled(ctx, group, waiting, settings, cancel, tracker).await;
+}
+
+/// A pulled job and its place in the prefetch budget.
+type Pulled = (async_nats::jetstream::Message, OwnedSemaphorePermit);
+
+/// Asks for jobs while the prefetch budget allows, in requests of a
+/// bounded life, each read on its own task.
+async fn pull(
+    ctx: WorkerContext,
+    group: String,
+    consumer: PullConsumer,
+    settings: GroupSettings,
+    cancel: CancellationToken,
+    pulled: mpsc::Sender<Pulled>,
+    tracker: TaskTracker,
+) {
+    let budget = Arc::new(Semaphore::new(settings.concurrency));
     while !cancel.is_cancelled() {
         // While PostgreSQL is away nothing is pulled: a job pulled now
         // would only spend an attempt on the outage.
@@ -125,79 +154,143 @@ async fn run_jetstream(
             _ = cancel.cancelled() => break,
             _ = ctx.breaker.closed() => {}
         }
-        // Permits are taken before jobs are asked for, and no more jobs
-        // than permits: a busy process leaves jobs to its siblings instead
-        // of hoarding them.
         let first = tokio::select! {
             _ = cancel.cancelled() => break,
-            p = permits.clone().acquire_owned() => match p { Ok(p) => p, Err(_) => break },
+            p = budget.clone().acquire_owned() => match p { Ok(p) => p, Err(_) => break },
         };
-        // The breaker may have opened while this loop waited for a permit.
-        if !ctx.breaker.is_closed() {
-            drop(first);
-            continue;
-        }
         let mut held = vec![first];
-        while let Ok(p) = permits.clone().try_acquire_owned() {
+        // Under load the budget comes back one job at a time: a request
+        // waits (briefly) to ask for half of it at once, rather than going
+        // out once per job.
+        let want = settings.concurrency.div_ceil(2);
+        let gather_until = tokio::time::Instant::now() + GATHER;
+        loop {
+            while let Ok(p) = budget.clone().try_acquire_owned() {
+                held.push(p);
+            }
+            if held.len() >= want {
+                break;
+            }
+            let more = tokio::select! {
+                _ = cancel.cancelled() => None,
+                p = tokio::time::timeout_at(gather_until, budget.clone().acquire_owned()) => p.ok().and_then(Result::ok),
+            };
+            let Some(p) = more else { break };
             held.push(p);
         }
-        // One request of a bounded life, read to its end even when shutdown
-        // comes meanwhile: a request left open would still deliver jobs
-        // after the process stopped reading, and they would wait out their
-        // ack wait (a continuous pull keeps one open all the time).
         let batch = consumer
             .batch()
             .max_messages(held.len())
             .expires(PULL_EXPIRES)
             .messages()
             .await;
-        let mut batch = match batch {
-            Ok(b) => b,
+        match batch {
+            Ok(batch) => {
+                let (group, cancel, pulled) = (group.clone(), cancel.clone(), pulled.clone());
+                tracker.spawn(async move { read_batch(&group, batch, held, &pulled, &cancel).await });
+            }
             Err(e) => {
                 tracing::warn!(%group, error = %e, "cannot pull; retrying");
                 drop(held);
                 tokio::select! {
                     _ = cancel.cancelled() => break,
-                    _ = tokio::time::sleep(std::time::Duration::from_secs(1)) => continue,
+                    _ = tokio::time::sleep(std::time::Duration::from_secs(1)) => {}
                 }
             }
-        };
-        let mut handed_back = 0u32;
-        let ends = tokio::time::Instant::now() + PULL_EXPIRES + PULL_SLACK;
-        while let Ok(Some(next)) = tokio::time::timeout_at(ends, batch.next()).await {
-            match next {
-                Ok(msg) if cancel.is_cancelled() => {
-                    // Not started: to a sibling now, not after the ack wait.
-                    match msg.ack_with(AckKind::Nak(None)).await {
-                        Ok(()) => handed_back += 1,
-                        Err(e) => tracing::warn!(%group, error = %e, "unstarted job not handed back"),
+        }
+    }
+}
+
+/// One pull request, read to its end even when shutdown comes meanwhile: a
+/// request left open would still deliver jobs after the process stopped
+/// reading, and they would wait out their ack wait (a continuous pull keeps
+/// one open all the time). Each job it brings takes one of `held`.
+async fn read_batch(
+    group: &str,
+    mut batch: pull::Batch,
+    mut held: Vec<OwnedSemaphorePermit>,
+    pulled: &mpsc::Sender<Pulled>,
+    cancel: &CancellationToken,
+) {
+    let ends = tokio::time::Instant::now() + PULL_EXPIRES + PULL_SLACK;
+    while let Ok(Some(next)) = tokio::time::timeout_at(ends, batch.next()).await {
+        match next {
+            Ok(msg) => match held.pop() {
+                Some(slot) if !cancel.is_cancelled() => {
+                    if let Err(mpsc::error::SendError((msg, _))) = pulled.send((msg, slot)).await {
+                        hand_back(group, &msg).await;
                     }
                 }
-                Ok(msg) => {
-                    let Some(permit) = held.pop() else {
-                        // The server sent more than asked: never run past the bound.
-                        let _ = msg.ack_with(AckKind::Nak(None)).await;
-                        continue;
-                    };
-                    let kind = kinds.of(&msg.subject);
-                    spawn_job(
-                        &ctx,
-                        &tracker,
-                        kind,
-                        Delivery::from_jetstream(msg),
-                        permit,
-                        settings.deadline,
-                    );
-                }
-                Err(e) => tracing::warn!(%group, error = %e, "pull error"),
-            }
+                // At shutdown, or more than was asked for: to a sibling now.
+                _ => hand_back(group, &msg).await,
+            },
+            Err(e) => tracing::warn!(%group, error = %e, "pull error"),
         }
-        if handed_back > 0 {
-            tracing::info!(%group, handed_back, "unstarted jobs handed back");
+    }
+}
+
+/// Starts pulled jobs as run permits free up; at shutdown hands back every
+/// job pulled and not started, until the last request has ended.
+async fn run_pulled(
+    ctx: WorkerContext,
+    group: String,
+    mut waiting: mpsc::Receiver<Pulled>,
+    settings: GroupSettings,
+    cancel: CancellationToken,
+    tracker: TaskTracker,
+) {
+    let permits = Arc::new(Semaphore::new(settings.concurrency));
+    let kinds = KindLabels::new(&ctx.topology);
+    loop {
+        // The breaker may open while jobs wait here: they wait for it too.
+        tokio::select! {
+            _ = cancel.cancelled() => break,
+            _ = ctx.breaker.closed() => {}
         }
+        let permit = tokio::select! {
+            _ = cancel.cancelled() => break,
+            p = permits.clone().acquire_owned() => match p { Ok(p) => p, Err(_) => break },
+        };
+        if !ctx.breaker.is_closed() {
+            continue;
+        }
+        let next = tokio::select! {
+            _ = cancel.cancelled() => break,
+            m = waiting.recv() => m,
+        };
+        let Some((msg, slot)) = next else { break };
+        drop(slot);
+        let kind = kinds.of(&msg.subject);
+        spawn_job(
+            &ctx,
+            &tracker,
+            kind,
+            Delivery::from_jetstream(msg),
+            permit,
+            settings.deadline,
+        );
+    }
+    let mut handed_back = 0u32;
+    while let Some((msg, _slot)) = waiting.recv().await {
+        hand_back(&group, &msg).await;
+        handed_back += 1;
+    }
+    if handed_back > 0 {
+        tracing::info!(%group, handed_back, "unstarted jobs handed back");
     }
     tracing::info!(%group, "stopped pulling");
 }
+
+/// Naks, without delay, a job this process will not start, so a sibling
+/// runs it now rather than after its ack wait.
+async fn hand_back(group: &str, msg: &async_nats::jetstream::Message) {
+    if let Err(e) = msg.ack_with(AckKind::Nak(None)).await {
+        tracing::warn!(%group, error = %e, "unstarted job not handed back; redelivered after its ack wait");
+    }
+}
+
+/// How long a loop under load waits to gather permits for one request.
+const GATHER: std::time::Duration = std::time::Duration::from_millis(5);
 
 /// Life of one pull request: how late shutdown may find one open, and how
 /// often an idle lane asks again.

@@ -41,17 +41,19 @@ pub enum Acker {
 pub struct SettleError(String);
 
 impl Delivery {
-    pub fn from_jetstream(msg: jetstream::Message) -> Self {
+    pub fn from_jetstream(mut msg: jetstream::Message) -> Self {
         let attempt = msg.info().map(|i| i.delivered.max(1) as u32).unwrap_or(1);
-        let message_id = msg
-            .headers
+        // Moved out, not copied: acknowledging needs only the reply subject.
+        let headers = msg.message.headers.take();
+        let payload = std::mem::take(&mut msg.message.payload);
+        let message_id = headers
             .as_ref()
             .and_then(|h| h.get("Nats-Msg-Id"))
             .map(|v| v.as_str().to_string());
         Self {
-            subject: msg.subject.to_string(),
-            headers: msg.headers.clone(),
-            payload: msg.payload.clone(),
+            subject: msg.message.subject.to_string(),
+            headers,
+            payload,
             attempt,
             message_id,
             acker: Acker::JetStream(Box::new(msg)),
