@@ -10,7 +10,6 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use async_nats::jetstream;
 use gad_shared::queue::Publisher;
 use gad_shared::topology::Topology;
 use serde::Deserialize;
@@ -83,7 +82,6 @@ impl Admission {
     /// consumer yet (no worker ever started) has no backlog to speak of.
     pub fn follow(
         &self,
-        js: jetstream::Context,
         publisher: Publisher,
         topology: Topology,
         settings: &AdmissionSettings,
@@ -100,7 +98,7 @@ impl Admission {
                     _ = cancel.cancelled() => break,
                     _ = tick.tick() => {}
                 }
-                if let Some(lags) = gad_shared::lag::read(&js, &publisher, &topology, timeout).await {
+                if let Some(lags) = gad_shared::lag::read(&publisher, &topology, timeout).await {
                     for (lane, lag) in lags {
                         if let Some(lag) = lag {
                             me.record(lane, lag.backlog());

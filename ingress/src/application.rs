@@ -84,7 +84,6 @@ impl Application {
         let publisher = Publisher::new(&settings.queue, &settings.nats, nats.js.clone(), "gad-ingress");
         let admission = Admission::new(&settings.ingress.admission);
         admission.follow(
-            nats.js.clone(),
             publisher.clone(),
             nats.topology.clone(),
             &settings.ingress.admission,

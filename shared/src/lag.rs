@@ -3,11 +3,11 @@
 
 use std::time::Duration;
 
-use async_nats::jetstream;
 use async_nats::jetstream::consumer::Info;
 
 use crate::job::GROUPS;
 use crate::queue::Publisher;
+use crate::queue::rabbit::RabbitLink;
 use crate::topology::Topology;
 
 /// One group's durable consumer, as JetStream counts it.
@@ -42,33 +42,14 @@ impl Lag {
 /// list. On RabbitMQ: each lane queue's ready jobs (AMQP does not count the
 /// unacknowledged ones, which the prefetch bounds anyway).
 pub async fn read(
-    js: &jetstream::Context,
     publisher: &Publisher,
     topology: &Topology,
     timeout: Duration,
 ) -> Option<Vec<(&'static str, Option<Lag>)>> {
-    if let Publisher::RabbitMq(link) = publisher {
-        return match tokio::time::timeout(timeout, link.depths()).await {
-            Ok(Ok(depths)) => Some(
-                depths
-                    .into_iter()
-                    .map(|(group, ready)| {
-                        let lag = Lag {
-                            pending: ready,
-                            ack_pending: 0,
-                            redelivered: 0,
-                        };
-                        (group, Some(lag))
-                    })
-                    .collect(),
-            ),
-            Ok(Err(e)) => {
-                tracing::debug!(error = %e, "RabbitMQ queues unavailable for lag");
-                None
-            }
-            Err(_) => None,
-        };
-    }
+    let js = match publisher {
+        Publisher::JetStream { js, .. } => js,
+        Publisher::RabbitMq(link) => return rabbit(link, timeout).await,
+    };
     let stream = match tokio::time::timeout(timeout, js.get_stream(topology.jobs_stream())).await {
         Ok(Ok(s)) => s,
         Ok(Err(e)) => {
@@ -83,4 +64,28 @@ pub async fn read(
         lags.push((*group, info.ok().and_then(Result::ok).map(|i| Lag::of(&i))));
     }
     Some(lags)
+}
+
+/// Each lane queue's ready jobs, as a lag with nothing unacknowledged.
+async fn rabbit(link: &RabbitLink, timeout: Duration) -> Option<Vec<(&'static str, Option<Lag>)>> {
+    match tokio::time::timeout(timeout, link.depths()).await {
+        Ok(Ok(depths)) => Some(
+            depths
+                .into_iter()
+                .map(|(group, ready)| {
+                    let lag = Lag {
+                        pending: ready,
+                        ack_pending: 0,
+                        redelivered: 0,
+                    };
+                    (group, Some(lag))
+                })
+                .collect(),
+        ),
+        Ok(Err(e)) => {
+            tracing::debug!(error = %e, "RabbitMQ queues unavailable for lag");
+            None
+        }
+        Err(_) => None,
+    }
 }

@@ -6,7 +6,6 @@
 //! at once.
 
 use async_nats::HeaderMap;
-use async_nats::jetstream::context::PublishError;
 use async_nats::jetstream::kv;
 use async_nats::jetstream::message::PublishMessage;
 use bytes::Bytes;
@@ -170,9 +169,4 @@ impl From<PublishFailure> for SubmitError {
             PublishFailure::Unavailable(reason) => SubmitError::Unavailable(reason),
         }
     }
-}
-
-/// What a failed JetStream publish means to the submitter: a full stream or NATS away.
-pub fn classify(e: PublishError) -> SubmitError {
-    crate::queue::classify(e).into()
 }

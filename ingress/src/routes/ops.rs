@@ -72,7 +72,7 @@ async fn within<T, E: std::fmt::Display>(
 
 /// Per worker group: messages not yet delivered and delivered but unacknowledged.
 async fn consumer_lag(state: &AppState, limit: Duration) -> Value {
-    let Some(lags) = gad_shared::lag::read(&state.nats.js, &state.publisher, &state.nats.topology, limit).await else {
+    let Some(lags) = gad_shared::lag::read(&state.publisher, &state.nats.topology, limit).await else {
         tracing::warn!(?limit, "ops figure unavailable: consumer lag");
         return Value::Null;
     };

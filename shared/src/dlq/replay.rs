@@ -18,6 +18,7 @@ use super::scan::Reader;
 use super::{Actor, DlqError, DlqOps, header};
 use crate::envelope::headers;
 use crate::job::{JobRecord, JobStatus, kind_spec};
+use crate::queue::rabbit::is_delivery_bookkeeping;
 
 /// Message ids tried when earlier replays' ids are still in the duplicate window.
 const MAX_ID_TRIES: i64 = 8;
@@ -181,15 +182,13 @@ fn original_headers(stored: &HeaderMap) -> HeaderMap {
         header::ORIGINAL_SUBJECT,
         header::REDACTED,
         headers::MSG_ID,
-        // A RabbitMQ retry copy's count: the replay starts a fresh budget.
-        crate::queue::rabbit::ATTEMPTS_BEFORE,
     ];
     stored
         .iter()
         .filter(|(name, _)| {
             let name: &str = name.as_ref();
-            // `x-…`: RabbitMQ's own bookkeeping (delivery count, x-death).
-            !ours.iter().any(|o| o.eq_ignore_ascii_case(name)) && !name.starts_with("x-")
+            // The replay starts a fresh attempt budget.
+            !ours.iter().any(|o| o.eq_ignore_ascii_case(name)) && !is_delivery_bookkeeping(name)
         })
         .flat_map(|(name, values)| values.iter().map(move |v| (name.clone(), v.clone())))
         .collect()

@@ -8,7 +8,7 @@ use async_nats::jetstream::{self, AckKind};
 use bytes::Bytes;
 use lapin::options::{BasicAckOptions, BasicNackOptions};
 
-use super::rabbit::{ATTEMPTS_BEFORE, RabbitLink, to_field_table};
+use super::rabbit::{ATTEMPTS_BEFORE, RabbitLink, is_delivery_bookkeeping, to_field_table};
 
 /// The acknowledgement a settled delivery gets.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -105,8 +105,7 @@ impl Delivery {
         let mut headers = HeaderMap::new();
         for (name, values) in self.headers.iter().flat_map(|h| h.iter()) {
             let name: &str = name.as_ref();
-            // The broker's own (`x-delivery-count`, …) start again with the copy.
-            if name.starts_with("x-") || name == ATTEMPTS_BEFORE {
+            if is_delivery_bookkeeping(name) {
                 continue;
             }
             if let Some(v) = values.first() {

@@ -15,5 +15,5 @@ pub mod rabbit;
 mod settings;
 
 pub use delivery::{Ack, Acker, Delivery};
-pub use publisher::{PublishFailure, Publisher, classify};
+pub use publisher::{PublishFailure, Publisher};
 pub use settings::{Backend, QueueSettings, RabbitSettings};

@@ -80,7 +80,7 @@ impl Publisher {
 }
 
 /// What a failed JetStream publish means to the submitter: a full stream or NATS away.
-pub fn classify(e: jetstream::context::PublishError) -> PublishFailure {
+fn classify(e: jetstream::context::PublishError) -> PublishFailure {
     use jetstream::context::PublishErrorKind;
     let text = e.to_string();
     match e.kind() {

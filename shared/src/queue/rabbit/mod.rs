@@ -27,3 +27,9 @@ pub use names::RabbitNames;
 pub const ATTEMPTS_BEFORE: &str = "Gad-Attempts-Before";
 /// The quorum queue's count of earlier deliveries of this copy.
 pub const DELIVERY_COUNT: &str = "x-delivery-count";
+
+/// Headers that count one copy's deliveries (the broker's `x-…`, and ours):
+/// left behind by any new copy of a job, which counts afresh.
+pub fn is_delivery_bookkeeping(name: &str) -> bool {
+    name.starts_with("x-") || name.eq_ignore_ascii_case(ATTEMPTS_BEFORE)
+}

@@ -3,8 +3,11 @@
 use std::time::Duration;
 
 use gad_e2e::users::{ADMIN, SUPERVISOR};
-use gad_shared::job::kind_spec;
+use gad_shared::envelope::{ENVELOPE_VERSION, JobEnvelope};
+use gad_shared::job::{JobRecord, JobStatus, kind_spec};
 use gad_shared::queue::Backend;
+use gad_workers::job_store::{JobStore, Started};
+use gad_workers::row_batch::RowBatcher;
 use reqwest::{Method, StatusCode};
 use serde_json::json;
 
@@ -153,4 +156,62 @@ async fn on_rabbitmq_a_job_crashing_every_worker_ends_dead() -> anyhow::Result<(
             .messages;
     assert_eq!(records, 1);
     h.stop().await
+}
+
+/// The rule behind "applied once" on RabbitMQ, checked on the store itself
+/// (the pipeline case above can pass on the handlers' own idempotency): a
+/// copy holding an attempt the `jobs` row already has is another copy's,
+/// the next attempt (a crash, a retry, a hand-back) runs, and a finished job
+/// is finished for every copy.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_jobs_row_admits_one_live_delivery_per_attempt() -> anyhow::Result<()> {
+    let app = gad_e2e::spawn_app().await?;
+    let store = JobStore {
+        db: app.db.clone(),
+        status: app.js.get_key_value(app.topology.job_status_bucket()).await?,
+        js: app.js.clone(),
+        topology: app.topology.clone(),
+        rows: RowBatcher::spawn(app.db.clone(), 4, 4),
+    };
+    let job = JobEnvelope {
+        v: ENVELOPE_VERSION,
+        job_id: uuid::Uuid::now_v7(),
+        kind: "import.noop".into(),
+        submitted_by: None,
+        submitted_at: chrono::Utc::now(),
+        request_id: None,
+        client: None,
+        payload: json!({}),
+    };
+    let started = |s: &Started| match s {
+        Started::Running(_) => "running",
+        Started::AlreadyFinished(_) => "finished",
+        Started::Gone => "gone",
+        Started::Claimed => "claimed",
+    };
+    let Started::Running(first) = store.start(&job, 3, 1).await? else {
+        anyhow::bail!("the first delivery must run");
+    };
+    assert_eq!(
+        started(&store.start(&job, 3, 1).await?),
+        "claimed",
+        "a second copy of attempt 1"
+    );
+    let Started::Running(second) = store.start(&job, 3, 2).await? else {
+        anyhow::bail!("attempt 2 must run");
+    };
+    assert_eq!(second.started_at, first.started_at, "the job's start stays its first");
+    assert_eq!(
+        started(&store.start(&job, 3, 2).await?),
+        "claimed",
+        "a second copy of attempt 2"
+    );
+    store
+        .finish(&JobRecord {
+            status: JobStatus::Succeeded,
+            ..second
+        })
+        .await?;
+    assert_eq!(started(&store.start(&job, 3, 3).await?), "finished");
+    app.stop().await
 }
